@@ -1,0 +1,49 @@
+/**
+ * The Bus seam: moves events between the instances of one deployment. Implementations:
+ * memory-bus.ts (one process), redis-bus.ts (Redis pub/sub). Both pass the same suite,
+ * test/contract/bus.contract.ts.
+ *
+ * Contract:
+ * - Every subscriber of a topic, the publishing instance included, receives the events published
+ *   to it while it is subscribed, through the handler given to `onEvent`. Delivery is at most once:
+ *   an event published while the link is down may be lost; receivers of room messages fill such
+ *   gaps from the Store using `seq`.
+ * - Events of one publisher on one topic arrive in the order they were published.
+ * - `publish` resolves once the bus has taken the event, and rejects when it cannot (the caller
+ *   answers `Message could not be delivered`). It never throws synchronously.
+ * - `subscribe` and `unsubscribe` are idempotent and count nothing: the caller subscribes on the
+ *   first local interest and unsubscribes on the last. A topic subscribed while the link is down is
+ *   subscribed as soon as it comes back.
+ * - `healthy()` says whether a publish would be taken now.
+ * - `close` is ordered and safe to call twice.
+ */
+import type { RoomMessage } from '../protocol/frames.js';
+
+export type BusEvent =
+  | { kind: 'message'; project: string; message: RoomMessage }
+  | { kind: 'broadcast'; project: string; payload: string; from: string; ts: number }
+  | { kind: 'project-rotated'; project: string }
+  | { kind: 'project-deleted'; project: string };
+
+export const CONTROL_TOPIC = 'control';
+
+export function roomTopic(project: string, room: string): string {
+  return `room:${project}:${room}`;
+}
+
+export function projectTopic(project: string): string {
+  return `project:${project}`;
+}
+
+export type BusHandler = (topic: string, event: BusEvent) => void;
+
+export interface Bus {
+  publish(topic: string, event: BusEvent): Promise<void>;
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  onEvent(handler: BusHandler): void;
+  /** Called after the link came back: receivers check for messages missed while it was down. */
+  onReconnect(handler: () => void): void;
+  healthy(): boolean;
+  close(): Promise<void>;
+}

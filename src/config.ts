@@ -1,0 +1,122 @@
+/**
+ * Environment → typed Config. Every setting has one row in SETTINGS with its default; a bad value
+ * throws ConfigError naming the variable, which the CLI prints as one line (no stack trace).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  adminToken: string | undefined;
+  maxFrameBytes: number;
+  maxBodyBytes: number;
+  maxRoomLength: number;
+  maxRoomsPerConnection: number;
+  rateLimit: number;
+  rateBurst: number;
+  slowConsumerBytes: number;
+  heartbeatMs: number;
+  corsOrigins: string[];
+  trustProxy: string[];
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${detail}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  }
+  const value = Number(raw.trim());
+  if (value < min || value > max) {
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function text(env: Env, name: string, fallback: string): string {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? fallback : raw.trim();
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+}
+
+function list(env: Env, name: string, fallback: string[]): string[] {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = text(env, 'DATABASE_URL', 'sqlite:./data/socket-base.db');
+  if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\/.+/.test(databaseUrl)) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `must be sqlite:PATH, sqlite::memory: or postgres://…, got "${databaseUrl}"`,
+    );
+  }
+  const redisUrl = optional(env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\/.+/.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', `must be redis://… or rediss://…, got "${redisUrl}"`);
+  }
+  const adminToken = optional(env, 'ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
+  }
+  const logLevel = text(env, 'LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const rateLimit = integer(env, 'RATE_LIMIT', 1000, 1, 1_000_000);
+  return {
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    host: text(env, 'HOST', '0.0.0.0'),
+    databaseUrl,
+    redisUrl,
+    adminToken,
+    maxFrameBytes: integer(env, 'MAX_FRAME_BYTES', 65536, 64, 64 * 1024 * 1024),
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 131072, 64, 64 * 1024 * 1024),
+    maxRoomLength: integer(env, 'MAX_ROOM_LENGTH', 256, 1, 65536),
+    maxRoomsPerConnection: integer(env, 'MAX_ROOMS_PER_CONNECTION', 1000, 1, 1_000_000),
+    rateLimit,
+    rateBurst: integer(env, 'RATE_BURST', Math.max(2000, rateLimit), 1, 10_000_000),
+    slowConsumerBytes: integer(env, 'SLOW_CONSUMER_BYTES', 8_388_608, 1024, 2 ** 40),
+    heartbeatMs: integer(env, 'HEARTBEAT_MS', 30000, 50, 3_600_000),
+    corsOrigins: list(env, 'CORS_ORIGINS', ['*']),
+    trustProxy: list(env, 'TRUST_PROXY', []),
+    logLevel,
+  };
+}
+
+/**
+ * Reads a `.env` file into the environment, never overriding a variable that is already set (the
+ * real environment wins, as with dotenv).
+ */
+export function readDotEnv(path = '.env', env: Env = process.env): void {
+  if (!existsSync(path)) return;
+  for (const [key, value] of Object.entries(parseEnv(readFileSync(path, 'utf8')))) {
+    if (env[key] === undefined) env[key] = value;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Every user-facing string, with the HTTP status it answers with and, for connection failures,
+ * the WebSocket close code. `docs/errors.md` is kept in step with this table by a test.
+ */
+
+export const ERRORS = {
+  invalidJson: { message: 'Invalid JSON', status: 400 },
+  unknownType: { message: 'Unknown message type', status: 400 },
+  roomRequired: { message: 'Room required', status: 400 },
+  payloadRequired: { message: 'Payload required', status: 400 },
+  roomNotString: { message: 'Room must be a string', status: 400 },
+  payloadNotString: { message: 'Payload must be a string', status: 400 },
+  roomTooLong: { message: 'Room name too long', status: 400 },
+  tooManyRooms: { message: 'Too many rooms', status: 400 },
+  notMember: { message: 'You must join the room first', status: 403 },
+  notStored: { message: 'Message could not be stored', status: 503 },
+  notDelivered: { message: 'Message could not be delivered', status: 503 },
+  rateLimited: { message: 'Rate limit exceeded', status: 429 },
+  hashRequired: { message: 'Project hash required', status: 400 },
+  unknownProject: { message: 'Unknown project', status: 404, close: 4004 },
+  invalidToken: { message: 'Invalid token', status: 401, close: 4001 },
+  tokenExpired: { message: 'Token expired', status: 401, close: 4002 },
+  payloadTooLarge: { message: 'Payload too large', status: 413 },
+  unknownMessageId: { message: 'Unknown message id', status: 400 },
+  invalidLimit: { message: 'Limit must be a positive integer', status: 400 },
+  notFound: { message: 'Not found', status: 404 },
+  methodNotAllowed: { message: 'Method not allowed', status: 405 },
+  unauthorized: { message: 'Unauthorized', status: 401 },
+  nameRequired: { message: 'Name required', status: 400 },
+  nameTooLong: { message: 'Name too long', status: 400 },
+  shuttingDown: { message: 'Server is shutting down', status: 503 },
+  internal: { message: 'Internal error', status: 500 },
+} as const satisfies Record<string, ErrorSpec>;
+
+export interface ErrorSpec {
+  message: string;
+  status: number;
+  close?: number;
+}
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An expected failure that reaches the user as one catalogued message. */
+export class UserError extends Error {
+  readonly spec: ErrorSpec;
+  constructor(readonly code: ErrorCode) {
+    super(ERRORS[code].message);
+    this.spec = ERRORS[code];
+  }
+}
+
+/**
+ * Close codes the server uses, and whether a client should reconnect after each. The 4xxx codes
+ * for auth and tenancy end for good; 1001 and 4009 invite a reconnect.
+ */
+export const CLOSE_CODES = {
+  goingAway: { code: 1001, reason: 'Server shutting down', reconnect: true },
+  protocolError: { code: 1002, reason: 'Protocol error', reconnect: false },
+  invalidPayload: { code: 1007, reason: 'Invalid UTF-8', reconnect: false },
+  frameTooLarge: { code: 1009, reason: 'Frame too large', reconnect: false },
+  invalidToken: { code: 4001, reason: 'Invalid token', reconnect: false },
+  tokenExpired: { code: 4002, reason: 'Token expired', reconnect: false },
+  unknownProject: { code: 4004, reason: 'Unknown project', reconnect: false },
+  slowConsumer: { code: 4009, reason: 'Slow consumer', reconnect: true },
+} as const;
