@@ -15,6 +15,7 @@ export const ERRORS = {
   notMember: { message: 'You must join the room first', status: 403 },
   notStored: { message: 'Message could not be stored', status: 503 },
   notDelivered: { message: 'Message could not be delivered', status: 503 },
+  storeUnavailable: { message: 'Store unavailable', status: 503 },
   rateLimited: { message: 'Rate limit exceeded', status: 429 },
   hashRequired: { message: 'Project hash required', status: 400 },
   unknownProject: { message: 'Unknown project', status: 404, close: 4004 },

@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+/**
+ * The `socket-base` command: `serve` (the default), `projects create|list`, `token`. Every command
+ * reads the same configuration, so the CLI works on the server's database.
+ */
+import { parseArgs } from 'node:util';
+import { signProjectToken } from '../auth/project-jwt.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { type Config, loadConfig, readDotEnv } from '../config.js';
+import { parseProjectName } from '../http/admin.js';
+import { openStore, startServer } from '../main.js';
+import { createLogger } from '../observability/logger.js';
+import { Projects } from '../tenancy/projects.js';
+
+const USAGE = `Usage:
+  socket-base [serve]                              start the server
+  socket-base projects create --name NAME          create a project (prints JSON with its secret)
+  socket-base projects list                        list projects (JSON, no secrets)
+  socket-base token --hash HASH --sub USER [--ttl 1h]   print a JWT for a project's user
+
+Configuration comes from the environment (and a .env file): see README.md.`;
+
+class UsageError extends Error {}
+
+const TTL = /^\d+(s|m|h|d)?$/;
+
+async function withProjects<T>(config: Config, work: (projects: Projects) => Promise<T>) {
+  const store = openStore(config, { onBatch: () => undefined });
+  const bus = new MemoryBus();
+  try {
+    return await work(new Projects(store, bus));
+  } finally {
+    await store.close();
+    await bus.close();
+  }
+}
+
+async function serve(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const server = await startServer(config, { logger });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function run(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      hash: { type: 'string' },
+      sub: { type: 'string' },
+      ttl: { type: 'string', default: '1h' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command = 'serve', sub] = positionals;
+  if (values.help || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  readDotEnv();
+  const config = loadConfig();
+  if (command === 'serve') return serve(config);
+  if (command === 'projects' && sub === 'create') {
+    const name = parseProjectName(JSON.stringify({ name: values.name }));
+    if (typeof name !== 'string') throw new UsageError('projects create needs --name NAME');
+    const project = await withProjects(config, (projects) => projects.create(name));
+    process.stdout.write(`${JSON.stringify(project)}\n`);
+    return;
+  }
+  if (command === 'projects' && sub === 'list') {
+    const list = await withProjects(config, (projects) => projects.list());
+    process.stdout.write(`${JSON.stringify({ projects: list })}\n`);
+    return;
+  }
+  if (command === 'token') {
+    const { hash, sub: user, ttl } = values;
+    if (hash === undefined || user === undefined || user === '') {
+      throw new UsageError('token needs --hash HASH and --sub USER');
+    }
+    if (!TTL.test(ttl)) throw new UsageError('--ttl must look like 3600, 90s, 30m, 1h or 7d');
+    const project = await withProjects(config, (projects) => projects.get(hash));
+    if (project === undefined) throw new UsageError(`Unknown project ${hash}`);
+    const token = await signProjectToken(
+      project.jwtSecret,
+      user,
+      /^\d+$/.test(ttl) ? Number(ttl) : ttl,
+    );
+    process.stdout.write(`${token}\n`);
+    return;
+  }
+  throw new UsageError(`Unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
+}
+
+// Every failure to start is one line naming what is wrong (a config variable, a usage error, a
+// port in use), never a stack trace.
+run(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`socket-base: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

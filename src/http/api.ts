@@ -1,0 +1,218 @@
+/**
+ * `/api/*`: publish into rooms, broadcast, read history. Checks run in the contract's order:
+ * x-hash, project, token, body size, body, rate limit, then the store and bus.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ErrorCode, UserError } from '../errors.js';
+import { codePointLength, parseHttpBody } from '../protocol/parse.js';
+import type { Messaging } from '../realtime/messaging.js';
+import { TokenBucket } from '../realtime/rate-limit.js';
+import type { Project, Store } from '../store/store.js';
+import type { Projects } from '../tenancy/projects.js';
+import { BodyTooLarge, type Headers, readBody, sendError, sendJson } from './io.js';
+
+export interface ApiOptions {
+  maxBodyBytes: number;
+  maxRoomLength: number;
+  rateLimit: number;
+  rateBurst: number;
+  corsOrigins: string[];
+  onError(code: ErrorCode): void;
+  onRateLimited(): void;
+}
+
+const HISTORY_PATH = /^\/api\/rooms\/([^/]+)\/messages$/;
+const DEFAULT_HISTORY_LIMIT = 50;
+const MAX_HISTORY_LIMIT = 1000;
+const BUCKET_SWEEP_MS = 60_000;
+
+interface Caller {
+  project: Project;
+  sub: string;
+}
+
+export class ApiRoutes {
+  readonly #projects: Projects;
+  readonly #messaging: Messaging;
+  readonly #store: Store;
+  readonly #options: ApiOptions;
+  /** One rate-limit bucket per project and user, forgotten once it has refilled. */
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(projects: Projects, messaging: Messaging, store: Store, options: ApiOptions) {
+    this.#projects = projects;
+    this.#messaging = messaging;
+    this.#store = store;
+    this.#options = options;
+    this.#sweeper = setInterval(() => this.#sweep(), BUCKET_SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+
+  async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    const cors = this.#corsHeaders(request);
+    const fail = (code: ErrorCode, headers: Headers = {}): void => {
+      this.#options.onError(code);
+      sendError(response, code, { ...cors, ...headers });
+    };
+    if (request.method === 'OPTIONS') {
+      response.writeHead(204, {
+        ...cors,
+        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-headers': 'x-hash, authorization, content-type',
+        'access-control-max-age': '600',
+      });
+      response.end();
+      return;
+    }
+    const route = this.#route(request.method ?? 'GET', path);
+    if (route === 'notFound' || route === 'methodNotAllowed') return fail(route);
+    const caller = await this.#authenticate(request);
+    if (typeof caller === 'string') return fail(caller);
+    if (route.kind === 'history') {
+      return this.#history(request, response, caller, route.room, cors, fail);
+    }
+    let text: string;
+    try {
+      text = await readBody(request, this.#options.maxBodyBytes);
+    } catch (error) {
+      return fail(error instanceof BodyTooLarge ? 'payloadTooLarge' : 'invalidJson');
+    }
+    const parsed = parseHttpBody(route.kind, text, this.#options);
+    if (!parsed.ok) return fail(parsed.error);
+    const bucket = this.#bucket(caller);
+    if (!bucket.take()) {
+      this.#options.onRateLimited();
+      return fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
+    }
+    try {
+      if (parsed.value.type === 'message') {
+        const { room, payload } = parsed.value;
+        const message = await this.#messaging.sendMessage(
+          caller.project.hash,
+          room,
+          caller.sub,
+          payload,
+          'http',
+        );
+        sendJson(response, 200, { success: true, id: message.id, seq: message.seq }, cors);
+      } else {
+        await this.#messaging.broadcast(
+          caller.project.hash,
+          caller.sub,
+          parsed.value.payload,
+          'http',
+        );
+        sendJson(response, 200, { success: true }, cors);
+      }
+    } catch (error) {
+      const code = error instanceof UserError ? error.code : 'internal';
+      fail(code, code === 'internal' ? {} : { 'retry-after': '1' });
+    }
+  }
+
+  #route(
+    method: string,
+    path: string,
+  ):
+    | { kind: 'message' | 'broadcast' }
+    | { kind: 'history'; room: string }
+    | 'notFound'
+    | 'methodNotAllowed' {
+    if (path === '/api/message' || path === '/api/broadcast') {
+      if (method !== 'POST') return 'methodNotAllowed';
+      return { kind: path === '/api/message' ? 'message' : 'broadcast' };
+    }
+    const history = HISTORY_PATH.exec(path);
+    if (history === null) return 'notFound';
+    if (method !== 'GET') return 'methodNotAllowed';
+    try {
+      return { kind: 'history', room: decodeURIComponent(history[1] ?? '') };
+    } catch {
+      return 'notFound';
+    }
+  }
+
+  async #authenticate(request: IncomingMessage): Promise<Caller | ErrorCode> {
+    const hash = request.headers['x-hash'];
+    if (typeof hash !== 'string' || hash === '') return 'hashRequired';
+    const header = request.headers.authorization ?? '';
+    const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim() ?? '';
+    const auth = await this.#projects.authenticate(hash, token);
+    if (!auth.ok) return auth.error;
+    return { project: auth.project, sub: auth.sub };
+  }
+
+  async #history(
+    request: IncomingMessage,
+    response: ServerResponse,
+    caller: Caller,
+    room: string,
+    cors: Headers,
+    fail: (code: ErrorCode) => void,
+  ): Promise<void> {
+    if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
+      return fail('roomTooLong');
+    }
+    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const rawLimit = query.get('limit');
+    let limit = DEFAULT_HISTORY_LIMIT;
+    if (rawLimit !== null) {
+      if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1) return fail('invalidLimit');
+      limit = Math.min(Number(rawLimit), MAX_HISTORY_LIMIT);
+    }
+    const after = query.get('after') ?? undefined;
+    const before = query.get('before') ?? undefined;
+    let messages: Awaited<ReturnType<Store['history']>>;
+    try {
+      messages = await this.#store.history(caller.project.hash, room, { limit, after, before });
+    } catch {
+      return fail('storeUnavailable');
+    }
+    if (messages === undefined) return fail('unknownMessageId');
+    sendJson(
+      response,
+      200,
+      {
+        messages: messages.map((m) => ({
+          id: m.id,
+          seq: m.seq,
+          room: m.room,
+          payload: m.payload,
+          from: m.from,
+          ts: m.ts,
+        })),
+      },
+      cors,
+    );
+  }
+
+  #bucket(caller: Caller): TokenBucket {
+    const key = `${caller.project.hash}\n${caller.sub}`;
+    let bucket = this.#buckets.get(key);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.#options.rateLimit, this.#options.rateBurst);
+      this.#buckets.set(key, bucket);
+    }
+    return bucket;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, bucket] of this.#buckets) if (bucket.full(now)) this.#buckets.delete(key);
+  }
+
+  #corsHeaders(request: IncomingMessage): Headers {
+    const allowed = this.#options.corsOrigins;
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*' };
+    const origin = request.headers.origin;
+    if (origin !== undefined && allowed.includes(origin)) {
+      return { 'access-control-allow-origin': origin, vary: 'Origin' };
+    }
+    return {};
+  }
+}

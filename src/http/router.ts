@@ -1,0 +1,46 @@
+/** Sends each HTTP request to its routes by path prefix. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../observability/logger.js';
+import { redactUrl } from '../observability/logger.js';
+import type { AdminRoutes } from './admin.js';
+import type { ApiRoutes } from './api.js';
+import { sendError } from './io.js';
+import { healthz, metrics, type Readiness, readyz } from './ops.js';
+
+export interface Routes {
+  api: ApiRoutes;
+  admin: AdminRoutes;
+  readiness: Readiness;
+  registry: Registry;
+  logger: Logger;
+}
+
+export function createRequestHandler(routes: Routes) {
+  const route = (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path.startsWith('/api/')) return routes.api.handle(request, response, path);
+    if (path === '/admin' || path.startsWith('/admin/')) {
+      return routes.admin.handle(request, response, path);
+    }
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      if (path === '/healthz') return healthz(response);
+      if (path === '/readyz') return readyz(response, routes.readiness);
+      if (path === '/metrics') return metrics(response, routes.registry);
+    }
+    sendError(response, 'notFound');
+    return Promise.resolve();
+  };
+  return (request: IncomingMessage, response: ServerResponse): void => {
+    route(request, response).catch((error: unknown) => {
+      routes.logger.error(
+        { err: error, method: request.method, url: redactUrl(request.url ?? '') },
+        'request failed',
+      );
+      if (!response.headersSent) sendError(response, 'internal');
+      else response.destroy();
+    });
+  };
+}

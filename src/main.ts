@@ -1,0 +1,205 @@
+/**
+ * The composition root: config → Store → Bus → services → HTTP + WebSocket. The only file that
+ * picks implementations.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateAdminToken } from './auth/admin-token.js';
+import { signProjectToken } from './auth/project-jwt.js';
+import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
+import { MemoryBus } from './bus/memory-bus.js';
+import { type Config, ConfigError } from './config.js';
+import { CLOSE_CODES, ERRORS } from './errors.js';
+import { AdminRoutes } from './http/admin.js';
+import { ApiRoutes } from './http/api.js';
+import { createRequestHandler } from './http/router.js';
+import type { Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { serverFrame } from './protocol/frames.js';
+import { Fanout } from './realtime/fanout.js';
+import { Gateway } from './realtime/gateway.js';
+import { Hub } from './realtime/hub.js';
+import { Messaging } from './realtime/messaging.js';
+import type { SessionContext } from './realtime/session.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { Projects } from './tenancy/projects.js';
+import { WsTransport } from './transport/ws-transport.js';
+
+export interface RunningServer {
+  /** http://host:port with the real port. */
+  readonly url: string;
+  readonly port: number;
+  readonly adminToken: string;
+  readonly metrics: Metrics;
+  /** Ordered shutdown: not ready, stop accepting, store what was accepted, close sockets with 1001. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Where the start-up banner goes: a person at a terminal, not the log. */
+  print?: (text: string) => void;
+}
+
+export interface StoreHooks {
+  onBatch(size: number, seconds: number): void;
+}
+
+export function openStore(config: Config, hooks: StoreHooks): Store {
+  const url = config.databaseUrl;
+  if (url.startsWith('sqlite:')) {
+    return SqliteStore.open(url.slice('sqlite:'.length), { onBatch: hooks.onBatch });
+  }
+  throw new ConfigError('DATABASE_URL', 'postgres:// is not supported yet by this version');
+}
+
+function openBus(config: Config): Bus {
+  if (config.redisUrl !== undefined) {
+    throw new ConfigError('REDIS_URL', 'is not supported yet by this version');
+  }
+  return new MemoryBus();
+}
+
+export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
+  const metrics = new Metrics();
+  const store = openStore(config, {
+    onBatch: (size, seconds) => {
+      metrics.storeBatchSize.observe(size);
+      metrics.storeCommitSeconds.observe(seconds);
+    },
+  });
+  const bus = openBus(config);
+  const projects = new Projects(store, bus);
+  const messaging = new Messaging(store, bus, {
+    onAccepted: (kind, via) => metrics.messagesIn.inc({ kind, via }),
+    onPublishFailed: (error) => logger.warn({ err: error }, 'stored message not published'),
+  });
+  let fanout: Fanout | undefined;
+  const hub = new Hub(bus, store, {
+    onRoomMessage: (members, message) => fanout?.deliverRoomMessage(members, message),
+    onGapFilled: (count) => metrics.gapsFilled.inc(count),
+    onRoomsChanged: (count) => metrics.rooms.set(count),
+    onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
+  });
+  fanout = new Fanout(hub, projects, {
+    onDelivered: (kind, count) => metrics.deliveries.inc({ kind }, count),
+    onReceived: () => metrics.busReceived.inc(),
+  });
+  projects.onChange((event) => {
+    if (event.kind === 'project-deleted') {
+      const { code, reason } = CLOSE_CODES.unknownProject;
+      hub.closeProject(event.project, code, reason);
+    }
+  });
+  bus.onEvent(fanout.handle);
+  bus.onReconnect(() => {
+    metrics.busReconnects.inc();
+    hub.catchUp();
+  });
+  await bus.subscribe(CONTROL_TOPIC);
+
+  const context: SessionContext = {
+    hub,
+    messaging,
+    limits: config,
+    onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
+    onRateLimited: () => metrics.rateLimited.inc({ via: 'ws' }),
+    onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
+  };
+  const gateway = new Gateway(projects, context, {
+    onOpen: () => {
+      metrics.connections.inc();
+      metrics.connectionsTotal.inc();
+    },
+    onClose: () => metrics.connections.dec(),
+    onRefused: (reason) => metrics.connectionsRefused.inc({ reason }),
+  });
+
+  const adminToken = config.adminToken ?? generateAdminToken();
+  let shuttingDown = false;
+  const api = new ApiRoutes(projects, messaging, store, {
+    ...config,
+    onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
+    onRateLimited: () => metrics.rateLimited.inc({ via: 'http' }),
+  });
+  const httpServer = createServer(
+    createRequestHandler({
+      api,
+      admin: new AdminRoutes(projects, adminToken, config.maxBodyBytes),
+      readiness: {
+        store: () => store.ping(),
+        bus: () => bus.healthy(),
+        shuttingDown: () => shuttingDown,
+      },
+      registry: metrics.registry,
+      logger,
+    }),
+  );
+  const transport = new WsTransport(httpServer, gateway.admit, {
+    maxFrameBytes: config.maxFrameBytes,
+    heartbeatMs: config.heartbeatMs,
+    errorFrame: (message) => serverFrame({ type: 'error', message }),
+    onFrameIn: () => metrics.framesIn.inc(),
+    onFrameOut: () => metrics.framesOut.inc(),
+    onError: (error) => logger.debug({ err: error }, 'websocket error'),
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '';
+  const host = wildcard
+    ? '127.0.0.1'
+    : config.host.includes(':')
+      ? `[${config.host}]`
+      : config.host;
+  const url = `http://${host}:${port}`;
+
+  if (config.adminToken === undefined) print(`Admin token (generated for this run): ${adminToken}`);
+  if (config.databaseUrl.startsWith('sqlite:') && (await store.countProjects()) === 0) {
+    const demo = await projects.create('demo');
+    const token = await signProjectToken(demo.jwtSecret, 'demo-user', '24h');
+    print(
+      [
+        '',
+        'A demo project was created in this new database:',
+        `  project hash: ${demo.hash}`,
+        `  JWT secret:   ${demo.jwtSecret}`,
+        `  JWT (sub "demo-user", valid 24h): ${token}`,
+        `  WebSocket:    ${url.replace('http', 'ws')}/ws/${demo.hash}?jwt=${token}`,
+        '',
+      ].join('\n'),
+    );
+  }
+  print(`socket-base listening on ${url}`);
+  logger.info({ port, host: config.host }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      transport.stopAccepting();
+      messaging.stop();
+      httpServer.close();
+      httpServer.closeIdleConnections();
+      await messaging.drain();
+      await transport.close(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
+      hub.closeAll(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
+      httpServer.closeAllConnections();
+      api.close();
+      await store.close();
+      await bus.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+  return { url, port, adminToken, metrics, close };
+}

@@ -1,0 +1,110 @@
+/**
+ * Prometheus figures. One registry per server, so that several servers in one test process (or
+ * one process) never share counters.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({
+    name: 'socketbase_connections',
+    help: 'Open WebSocket connections on this instance',
+    registers: [this.registry],
+  });
+  readonly connectionsTotal = new Counter({
+    name: 'socketbase_connections_total',
+    help: 'WebSocket connections accepted (authenticated) since start',
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new Counter({
+    name: 'socketbase_connections_refused_total',
+    help: 'WebSocket connections refused at authentication, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly rooms = new Gauge({
+    name: 'socketbase_rooms',
+    help: 'Rooms with at least one member on this instance',
+    registers: [this.registry],
+  });
+  readonly framesIn = new Counter({
+    name: 'socketbase_frames_in_total',
+    help: 'WebSocket frames received from clients',
+    registers: [this.registry],
+  });
+  readonly framesOut = new Counter({
+    name: 'socketbase_frames_out_total',
+    help: 'WebSocket frames sent to clients',
+    registers: [this.registry],
+  });
+  readonly messagesIn = new Counter({
+    name: 'socketbase_messages_in_total',
+    help: 'Room messages and broadcasts accepted, by kind and transport',
+    labelNames: ['kind', 'via'],
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'socketbase_deliveries_total',
+    help: 'Room messages and broadcasts delivered to connections, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly storeBatchSize = new Histogram({
+    name: 'socketbase_store_batch_size',
+    help: 'Messages committed per store transaction',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly storeCommitSeconds = new Histogram({
+    name: 'socketbase_store_commit_seconds',
+    help: 'Time to commit one batch of messages',
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly busPublished = new Counter({
+    name: 'socketbase_bus_published_total',
+    help: 'Events published on the bus',
+    registers: [this.registry],
+  });
+  readonly busReceived = new Counter({
+    name: 'socketbase_bus_received_total',
+    help: 'Events received from the bus',
+    registers: [this.registry],
+  });
+  readonly busSubscriptions = new Gauge({
+    name: 'socketbase_bus_subscriptions',
+    help: 'Bus topics this instance is subscribed to',
+    registers: [this.registry],
+  });
+  readonly busReconnects = new Counter({
+    name: 'socketbase_bus_reconnects_total',
+    help: 'Times the bus link came back after a loss',
+    registers: [this.registry],
+  });
+  readonly gapsFilled = new Counter({
+    name: 'socketbase_gaps_filled_total',
+    help: 'Room messages fetched from the store because the bus did not bring them in time',
+    registers: [this.registry],
+  });
+  readonly slowConsumerCloses = new Counter({
+    name: 'socketbase_slow_consumer_closes_total',
+    help: 'Connections closed with 4009 because their unsent backlog passed SLOW_CONSUMER_BYTES',
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'socketbase_rate_limited_total',
+    help: 'Frames and HTTP requests refused by the rate limit',
+    labelNames: ['via'],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'socketbase_errors_total',
+    help: 'Error answers sent to clients, by message',
+    labelNames: ['message'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

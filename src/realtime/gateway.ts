@@ -1,0 +1,54 @@
+/**
+ * Admits a WebSocket client: authenticates it against its project, registers its session with the
+ * hub, greets it. The transport calls `admit` and hands the socket's frames to what it returns.
+ */
+import { ERRORS } from '../errors.js';
+import type { Projects } from '../tenancy/projects.js';
+import type { Connection } from '../transport/connection.js';
+import type { Admission, ClientHandler } from '../transport/ws-transport.js';
+import { Session, type SessionContext } from './session.js';
+
+export interface GatewayEvents {
+  onOpen(): void;
+  onClose(): void;
+  onRefused(reason: string): void;
+}
+
+export class Gateway {
+  readonly #projects: Projects;
+  readonly #context: SessionContext;
+  readonly #events: GatewayEvents;
+
+  constructor(projects: Projects, context: SessionContext, events: GatewayEvents) {
+    this.#projects = projects;
+    this.#context = context;
+    this.#events = events;
+  }
+
+  readonly admit = async (
+    connection: Connection,
+    hash: string,
+    token: string,
+  ): Promise<Admission> => {
+    const auth = await this.#projects.authenticate(hash, token);
+    if (!auth.ok) {
+      const spec = ERRORS[auth.error];
+      this.#events.onRefused(auth.error);
+      return { ok: false, message: spec.message, code: 'close' in spec ? spec.close : 4001 };
+    }
+    const session = new Session(connection, hash, auth.sub, this.#context);
+    await this.#context.hub.add(session);
+    session.greet();
+    this.#events.onOpen();
+    const events = this.#events;
+    const handler: ClientHandler = {
+      onText: (text) => session.handleText(text),
+      onUnreadable: () => session.handleText(''),
+      onClose: () => {
+        session.closed();
+        events.onClose();
+      },
+    };
+    return { ok: true, handler };
+  };
+}

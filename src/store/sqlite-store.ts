@@ -1,0 +1,375 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import type { RoomMessage } from '../protocol/frames.js';
+import { sqliteMigrations } from './migrations/sqlite.js';
+import type {
+  HistoryQuery,
+  NewMessage,
+  Project,
+  ProjectSummary,
+  Store,
+  StoreStats,
+} from './store.js';
+
+/** Most messages committed in one transaction; the rest wait for the next flush. */
+export const MAX_BATCH = 1000;
+/** How long a writer waits for another process's write lock before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+// Errors that say the database, not the message, is at fault: retrying the messages of a failed
+// batch one by one would only fail (or wait for the lock) once per message.
+const STORE_FAULT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM)/;
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+const MESSAGE_ID = /^[1-9][0-9]{0,15}$/;
+
+interface Pending {
+  message: NewMessage;
+  resolve: (message: RoomMessage) => void;
+  reject: (error: unknown) => void;
+}
+
+interface MessageRow {
+  id: number;
+  seq: number;
+  room: string;
+  payload: string;
+  sender: string;
+  ts: number;
+}
+
+interface ProjectRow {
+  hash: string;
+  name: string;
+  jwt_secret: string;
+  created_at: string;
+}
+
+const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
+
+export class SqliteStore implements Store {
+  private readonly queue: Pending[] = [];
+  private scheduled = false;
+  private closing: Promise<void> | undefined;
+
+  private readonly sql: Statements;
+  private readonly writeBatch: (messages: NewMessage[], ts: number) => RoomMessage[];
+  private readonly removeProject: (hash: string) => boolean;
+
+  /** `path` is a file (its directory is created if missing) or ':memory:'. */
+  static open(path: string, options: StoreStats = {}): SqliteStore {
+    if (path !== ':memory:' && path !== '') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      // WAL lets readers and the one writer of several processes share the file. NORMAL skips the
+      // fsync per commit: a commit survives a crash of the process, not a power cut.
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+      return new SqliteStore(db, options);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly options: StoreStats,
+  ) {
+    this.sql = prepare(db);
+    this.writeBatch = db.transaction((messages: NewMessage[], ts: number) =>
+      messages.map((message) => this.insert(message, ts)),
+    ).immediate;
+    // Explicit deletes, so that removing a project does not hinge on the connection's
+    // `foreign_keys` pragma; ON DELETE CASCADE in the schema is the safety net.
+    this.removeProject = db.transaction((hash: string) => {
+      this.sql.deleteMessages.run(hash);
+      this.sql.deleteCounters.run(hash);
+      return this.sql.deleteProject.run(hash).changes > 0;
+    }).immediate;
+  }
+
+  async createProject(project: Project): Promise<void> {
+    this.sql.insertProject.run(project.hash, project.name, project.jwtSecret, project.createdAt);
+  }
+
+  async getProject(hash: string): Promise<Project | undefined> {
+    const row = this.sql.project.get(hash);
+    return (
+      row && {
+        hash: row.hash,
+        name: row.name,
+        jwtSecret: row.jwt_secret,
+        createdAt: row.created_at,
+      }
+    );
+  }
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    return this.sql.projects.all();
+  }
+
+  async countProjects(): Promise<number> {
+    return this.sql.countProjects.get()?.n ?? 0;
+  }
+
+  async deleteProject(hash: string): Promise<boolean> {
+    return this.removeProject(hash);
+  }
+
+  async setProjectSecret(hash: string, jwtSecret: string): Promise<boolean> {
+    return this.sql.setSecret.run(jwtSecret, hash).changes > 0;
+  }
+
+  append(message: NewMessage): Promise<RoomMessage> {
+    if (this.closing) return Promise.reject(new Error('Store is closed'));
+    // SQLite stores TEXT as UTF-8, which cannot hold a lone UTF-16 surrogate; each becomes U+FFFD
+    // here, so that what append answers is exactly what history gives back. Every well-formed
+    // string, NUL included, is stored and returned unchanged.
+    const payload = LONE_SURROGATE.test(message.payload)
+      ? message.payload.replace(LONE_SURROGATES, '\uFFFD')
+      : message.payload;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ message: { ...message, payload }, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  async history(
+    project: string,
+    room: string,
+    query: HistoryQuery,
+  ): Promise<RoomMessage[] | undefined> {
+    let lower = 0;
+    let upper = Number.MAX_SAFE_INTEGER;
+    if (query.after !== undefined) {
+      const seq = this.seqOf(project, room, query.after);
+      if (seq === undefined) return undefined;
+      lower = seq;
+    }
+    if (query.before !== undefined) {
+      const seq = this.seqOf(project, room, query.before);
+      if (seq === undefined) return undefined;
+      upper = seq;
+    }
+    const limit = Math.min(Math.floor(query.limit), Number.MAX_SAFE_INTEGER);
+    if (!(limit > 0)) return [];
+    if (query.after !== undefined) {
+      return this.sql.oldestBetween.all(project, room, lower, upper, limit).map(toMessage);
+    }
+    return this.sql.newestBetween.all(project, room, lower, upper, limit).map(toMessage).reverse();
+  }
+
+  async range(
+    project: string,
+    room: string,
+    fromSeq: number,
+    toSeq: number,
+  ): Promise<RoomMessage[]> {
+    return this.sql.range.all(project, room, fromSeq, toSeq).map(toMessage);
+  }
+
+  async lastSeq(project: string, room: string): Promise<number> {
+    return this.sql.lastSeq.get(project, room)?.last_seq ?? 0;
+  }
+
+  async ping(): Promise<void> {
+    this.sql.ping.get();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.queue.length > 0) this.flush();
+      this.db.close();
+    })();
+    return this.closing;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate, not a timer: a lone message waits one event-loop turn, and everything
+    // appended during that turn shares its transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue.splice(0, MAX_BATCH);
+    if (this.queue.length > 0) this.schedule();
+    if (batch.length === 0) return;
+    const failed = this.commit(batch);
+    if (!failed) return;
+    if (batch.length === 1 || isStoreFault(failed.error)) {
+      for (const pending of batch) pending.reject(failed.error);
+      return;
+    }
+    // The batch rolled back as a whole: retry each message in its own transaction, so that only
+    // the faulty ones fail and the others still take gapless seqs in their original order.
+    for (const [i, pending] of batch.entries()) {
+      const alone = this.commit([pending]);
+      if (!alone) continue;
+      pending.reject(alone.error);
+      if (isStoreFault(alone.error)) {
+        for (const rest of batch.slice(i + 1)) rest.reject(alone.error);
+        return;
+      }
+    }
+  }
+
+  /** Commits `batch` in one transaction and resolves its promises, or rolls back and says why. */
+  private commit(batch: Pending[]): { error: unknown } | undefined {
+    const started = performance.now();
+    let stored: RoomMessage[];
+    try {
+      stored = this.writeBatch(
+        batch.map((pending) => pending.message),
+        Date.now(),
+      );
+    } catch (error) {
+      return { error };
+    }
+    const seconds = (performance.now() - started) / 1000;
+    // In queue order, which is seq order within each room.
+    batch.forEach((pending, i) => {
+      const message = stored[i];
+      if (message) pending.resolve(message);
+      else pending.reject(new Error('Message was not stored'));
+    });
+    try {
+      this.options.onBatch?.(batch.length, seconds);
+    } catch {
+      // Metrics must never fail messages that are already committed.
+    }
+    return undefined;
+  }
+
+  private insert(message: NewMessage, ts: number): RoomMessage {
+    const row = this.sql.nextSeq.get(message.project, message.room);
+    if (!row) throw new Error('Room counter upsert returned no row');
+    const { lastInsertRowid } = this.sql.insertMessage.run(
+      message.project,
+      message.room,
+      row.last_seq,
+      message.payload,
+      message.from,
+      ts,
+    );
+    return {
+      id: String(lastInsertRowid),
+      seq: row.last_seq,
+      room: message.room,
+      payload: message.payload,
+      from: message.from,
+      ts,
+    };
+  }
+
+  private seqOf(project: string, room: string, id: string): number | undefined {
+    if (!MESSAGE_ID.test(id)) return undefined;
+    const numeric = Number(id);
+    if (!Number.isSafeInteger(numeric)) return undefined;
+    return this.sql.cursorSeq.get(numeric, project, room)?.seq;
+  }
+}
+
+type Statements = ReturnType<typeof prepare>;
+type Page = [project: string, room: string, afterSeq: number, beforeSeq: number, limit: number];
+
+/** Every statement, compiled once per connection. */
+function prepare(db: Database.Database) {
+  const messages = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = ? AND room = ?`;
+  return {
+    insertProject: db.prepare<[string, string, string, string]>(
+      'INSERT INTO projects (hash, name, jwt_secret, created_at) VALUES (?, ?, ?, ?)',
+    ),
+    project: db.prepare<[string], ProjectRow>('SELECT * FROM projects WHERE hash = ?'),
+    projects: db.prepare<[], ProjectSummary>(
+      'SELECT hash, name, created_at AS createdAt FROM projects ORDER BY created_at, rowid',
+    ),
+    countProjects: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM projects'),
+    setSecret: db.prepare<[string, string]>('UPDATE projects SET jwt_secret = ? WHERE hash = ?'),
+    deleteMessages: db.prepare<[string]>('DELETE FROM messages WHERE project = ?'),
+    deleteCounters: db.prepare<[string]>('DELETE FROM room_seq WHERE project = ?'),
+    deleteProject: db.prepare<[string]>('DELETE FROM projects WHERE hash = ?'),
+    // Runs inside the writing transaction, which holds the file's write lock, so the counter is
+    // never read stale even when another process appends to the same room.
+    nextSeq: db.prepare<[string, string], { last_seq: number }>(
+      `INSERT INTO room_seq (project, room, last_seq) VALUES (?, ?, 1)
+       ON CONFLICT (project, room) DO UPDATE SET last_seq = last_seq + 1
+       RETURNING last_seq`,
+    ),
+    insertMessage: db.prepare<[string, string, number, string, string, number]>(
+      'INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    cursorSeq: db.prepare<[number, string, string], { seq: number }>(
+      'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',
+    ),
+    oldestBetween: db.prepare<Page, MessageRow>(
+      `${messages} AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
+    ),
+    newestBetween: db.prepare<Page, MessageRow>(
+      `${messages} AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    range: db.prepare<[string, string, number, number], MessageRow>(
+      `${messages} AND seq BETWEEN ? AND ? ORDER BY seq ASC`,
+    ),
+    lastSeq: db.prepare<[string, string], { last_seq: number }>(
+      'SELECT last_seq FROM room_seq WHERE project = ? AND room = ?',
+    ),
+    ping: db.prepare('SELECT 1'),
+  };
+}
+
+/**
+ * Applies missing migrations in one BEGIN IMMEDIATE transaction: a second process opening the
+ * same file at the same moment waits for the lock, then finds them applied.
+ */
+function migrate(db: Database.Database): void {
+  const apply = db.transaction(() => {
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+      ) STRICT`,
+    );
+    const applied = new Set(
+      db
+        .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
+        .all()
+        .map((row) => row.version),
+    );
+    const record = db.prepare<[number, string, string]>(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+    );
+    for (const migration of sqliteMigrations) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, new Date().toISOString());
+    }
+  });
+  apply.immediate();
+}
+
+function isStoreFault(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && STORE_FAULT.test(code);
+}
+
+function toMessage(row: MessageRow): RoomMessage {
+  return {
+    id: String(row.id),
+    seq: row.seq,
+    room: row.room,
+    payload: row.payload,
+    from: row.sender,
+    ts: row.ts,
+  };
+}

@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { RoomMessage } from '../../src/protocol/frames.js';
+import { sqliteMigrations } from '../../src/store/migrations/sqlite.js';
+import { MAX_BATCH, SqliteStore } from '../../src/store/sqlite-store.js';
+import type { Project, StoreStats } from '../../src/store/store.js';
+import { storeContract } from './store.contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'socket-base-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+const newFile = (): string => join(dir, `nested-${++files}`, 'store.db');
+
+storeContract('SqliteStore on :memory:', async () => SqliteStore.open(':memory:'));
+storeContract('SqliteStore on a file', async () => SqliteStore.open(newFile()));
+
+const project: Project = {
+  hash: 'p1',
+  name: 'sqlite',
+  jwtSecret: 'secret',
+  createdAt: new Date(0).toISOString(),
+};
+
+async function openWithProject(path: string, options: StoreStats = {}): Promise<SqliteStore> {
+  const store = SqliteStore.open(path, options);
+  if (!(await store.getProject(project.hash))) await store.createProject(project);
+  return store;
+}
+
+function appendMany(store: SqliteStore, room: string, count: number): Promise<RoomMessage[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      store.append({ project: project.hash, room, payload: `m${i}`, from: 'bob' }),
+    ),
+  );
+}
+
+const oneTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+const sortedSeqs = (messages: RoomMessage[]): number[] =>
+  messages.map((m) => m.seq).sort((a, b) => a - b);
+
+describe('SqliteStore', () => {
+  it('groups concurrent appends into batches larger than one', async () => {
+    const sizes: number[] = [];
+    const store = await openWithProject(':memory:', { onBatch: (size) => sizes.push(size) });
+    await appendMany(store, 'load', 1000);
+    await store.close();
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      1000,
+    );
+    assert.ok(Math.max(...sizes) > 1, `batch sizes ${sizes.join(',')}`);
+  });
+
+  it(`caps a batch at ${MAX_BATCH} messages and commits the rest in the next one`, async () => {
+    const sizes: number[] = [];
+    const store = await openWithProject(':memory:', { onBatch: (size) => sizes.push(size) });
+    const sent = await appendMany(store, 'flood', 2 * MAX_BATCH + 500);
+    await store.close();
+    assert.ok(
+      sizes.every((size) => size <= MAX_BATCH),
+      `batch sizes ${sizes.join(',')}`,
+    );
+    assert.deepEqual(
+      sent.map((m) => m.seq),
+      oneTo(2 * MAX_BATCH + 500),
+    );
+  });
+
+  it('reports each committed batch with its duration in seconds', async () => {
+    const batches: [number, number][] = [];
+    const store = await openWithProject(':memory:', {
+      onBatch: (size, seconds) => batches.push([size, seconds]),
+    });
+    await appendMany(store, 'timed', 3);
+    await store.close();
+    assert.equal(batches.length, 1);
+    const [size, seconds] = batches[0] ?? [];
+    assert.equal(size, 3);
+    assert.ok(typeof seconds === 'number' && seconds >= 0 && seconds < 5);
+  });
+
+  it('commits a lone append within one event-loop turn, without waiting for more', async () => {
+    const sizes: number[] = [];
+    const store = await openWithProject(':memory:', { onBatch: (size) => sizes.push(size) });
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      if (!counting) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    await store.append({ project: project.hash, room: 'alone', payload: 'x', from: 'bob' });
+    counting = false;
+    await store.close();
+    assert.ok(turns <= 2, `took ${turns} event-loop turns`);
+    assert.deepEqual(sizes, [1]);
+  });
+
+  it('still stores messages when the onBatch callback throws', async () => {
+    const store = await openWithProject(':memory:', {
+      onBatch: () => {
+        throw new Error('metrics broke');
+      },
+    });
+    const sent = await appendMany(store, 'metrics', 2);
+    assert.deepEqual(await store.history(project.hash, 'metrics', { limit: 10 }), sent);
+    await store.close();
+  });
+
+  it('stores a lone UTF-16 surrogate as U+FFFD, the same in append and history', async () => {
+    const store = await openWithProject(':memory:');
+    const sent = await store.append({
+      project: project.hash,
+      room: 'broken',
+      payload: 'a\uD800b\uDFFF😀',
+      from: 'bob',
+    });
+    assert.equal(sent.payload, 'a\uFFFDb\uFFFD😀');
+    assert.deepEqual(await store.history(project.hash, 'broken', { limit: 1 }), [sent]);
+    await store.close();
+  });
+
+  it('creates the parent directory of its file', async () => {
+    const path = join(dir, 'made', 'for', 'it', 'store.db');
+    const store = SqliteStore.open(path);
+    await store.close();
+    assert.ok(existsSync(path));
+  });
+
+  it('keeps data across close and reopen, and continues the seq', async () => {
+    const path = newFile();
+    const first = await openWithProject(path);
+    const sent = await appendMany(first, 'durable', 3);
+    await first.close();
+    const second = SqliteStore.open(path);
+    assert.deepEqual(await second.getProject(project.hash), project);
+    assert.deepEqual(await second.history(project.hash, 'durable', { limit: 10 }), sent);
+    const next = await second.append({
+      project: project.hash,
+      room: 'durable',
+      payload: 'n',
+      from: 'b',
+    });
+    assert.equal(next.seq, 4);
+    await second.close();
+  });
+
+  it('applies each migration once, however often the file is opened', async () => {
+    const path = newFile();
+    for (let i = 0; i < 3; i++) await SqliteStore.open(path).close();
+    assert.deepEqual(
+      migrationVersions(path),
+      sqliteMigrations.map((m) => m.version),
+    );
+  });
+
+  it('two stores on one file appending into one room at once keep seq gapless', async () => {
+    const path = newFile();
+    const a = await openWithProject(path);
+    const b = SqliteStore.open(path);
+    const calls = Array.from({ length: 400 }, (_, i) =>
+      (i % 2 ? a : b).append({ project: project.hash, room: 'shared', payload: `${i}`, from: 'x' }),
+    );
+    const sent = await Promise.all(calls);
+    assert.deepEqual(sortedSeqs(sent), oneTo(400));
+    for (const parity of [0, 1]) {
+      const own = sent.filter((_, i) => i % 2 === parity).map((m) => m.seq);
+      assert.deepEqual(
+        own,
+        [...own].sort((x, y) => x - y),
+        'each store resolves in seq order',
+      );
+    }
+    assert.equal((await b.history(project.hash, 'shared', { limit: 1000 }))?.length, 400);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('threads that open a new file at once migrate it once and append gaplessly', async () => {
+    const path = newFile();
+    const workers = 4;
+    // Many small rounds, so that the threads' transactions interleave on the write lock.
+    const rounds = 50;
+    const perRound = 5;
+    const module = new URL('../../src/store/sqlite-store.js', import.meta.url).href;
+    const threads = Array.from(
+      { length: workers },
+      (_, w) =>
+        new Worker(WORKER, {
+          eval: true,
+          workerData: { module, path, project: project.hash, worker: w, rounds, perRound },
+        }),
+    );
+    const results = threads.map(
+      (thread) =>
+        new Promise<number[]>((resolve, reject) => {
+          thread.on('message', (message: unknown) => {
+            if (Array.isArray(message)) resolve(message as number[]);
+          });
+          thread.once('error', reject);
+          thread.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+        }),
+    );
+    await Promise.all(
+      threads.map((thread) => new Promise((resolve) => thread.once('message', resolve))),
+    );
+    const store = await openWithProject(path);
+    for (const thread of threads) thread.postMessage('go');
+    const perWorker = await Promise.all(results);
+    for (const seqs of perWorker) {
+      assert.equal(seqs.length, rounds * perRound);
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((x, y) => x - y),
+        'each thread resolves in seq order',
+      );
+    }
+    const total = workers * rounds * perRound;
+    assert.deepEqual(
+      perWorker.flat().sort((x, y) => x - y),
+      oneTo(total),
+    );
+    const stored = await store.range(project.hash, 'threads', 1, total);
+    assert.deepEqual(
+      stored.map((m) => m.seq),
+      oneTo(total),
+    );
+    await store.close();
+    assert.deepEqual(
+      migrationVersions(path),
+      sqliteMigrations.map((m) => m.version),
+    );
+  });
+});
+
+function migrationVersions(path: string): number[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db
+      .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
+      .all()
+      .map((row) => row.version);
+  } finally {
+    db.close();
+  }
+}
+
+// Runs in each worker thread: opens the file, says 'ready', and on 'go' appends in rounds of
+// concurrent calls, then posts the seqs it got in the order its promises resolved.
+const WORKER = `
+const { parentPort, workerData: d } = require('node:worker_threads');
+(async () => {
+  const { SqliteStore } = await import(d.module);
+  const store = SqliteStore.open(d.path);
+  parentPort.postMessage('ready');
+  await new Promise((resolve) => parentPort.once('message', resolve));
+  const seqs = [];
+  for (let round = 0; round < d.rounds; round++) {
+    await Promise.all(
+      Array.from({ length: d.perRound }, (_, i) =>
+        store
+          .append({ project: d.project, room: 'threads', payload: d.worker + ':' + i, from: 'w' })
+          .then((m) => seqs.push(m.seq)),
+      ),
+    );
+  }
+  await store.close();
+  parentPort.postMessage(seqs);
+})();
+`;
