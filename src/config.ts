@@ -10,6 +10,7 @@ export interface Config {
   host: string;
   databaseUrl: string;
   redisUrl: string | undefined;
+  redisPrefix: string;
   adminToken: string | undefined;
   maxFrameBytes: number;
   maxBodyBytes: number;
@@ -85,6 +86,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
   }
+  if (adminToken === undefined && databaseUrl.startsWith('postgres')) {
+    throw new ConfigError('ADMIN_TOKEN', 'is required when DATABASE_URL is PostgreSQL');
+  }
   const logLevel = text(env, 'LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -95,6 +99,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: text(env, 'HOST', '0.0.0.0'),
     databaseUrl,
     redisUrl,
+    redisPrefix: text(env, 'REDIS_PREFIX', 'socket-base:'),
     adminToken,
     maxFrameBytes: integer(env, 'MAX_FRAME_BYTES', 65536, 64, 64 * 1024 * 1024),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 131072, 64, 64 * 1024 * 1024),

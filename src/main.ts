@@ -8,6 +8,7 @@ import { generateAdminToken } from './auth/admin-token.js';
 import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
+import { RedisBus } from './bus/redis-bus.js';
 import { type Config, ConfigError } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
@@ -54,11 +55,17 @@ export function openStore(config: Config, hooks: StoreHooks): Store {
   throw new ConfigError('DATABASE_URL', 'postgres:// is not supported yet by this version');
 }
 
-function openBus(config: Config): Bus {
-  if (config.redisUrl !== undefined) {
-    throw new ConfigError('REDIS_URL', 'is not supported yet by this version');
-  }
-  return new MemoryBus();
+async function openBus(config: Config, metrics: Metrics, logger: Logger): Promise<Bus> {
+  if (config.redisUrl === undefined) return new MemoryBus();
+  return RedisBus.connect({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    hooks: {
+      onPublish: () => metrics.busPublished.inc(),
+      onMalformed: () => logger.warn('malformed event on the bus dropped'),
+      onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
+    },
+  });
 }
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
@@ -71,7 +78,13 @@ export async function startServer(config: Config, options: StartOptions): Promis
       metrics.storeCommitSeconds.observe(seconds);
     },
   });
-  const bus = openBus(config);
+  let bus: Bus;
+  try {
+    bus = await openBus(config, metrics, logger);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const projects = new Projects(store, bus);
   const messaging = new Messaging(store, bus, {
     onAccepted: (kind, via) => metrics.messagesIn.inc({ kind, via }),

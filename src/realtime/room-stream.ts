@@ -102,7 +102,7 @@ export class RoomStream {
   #fillGap(): void {
     this.#gapTimer = undefined;
     if (this.#held.size === 0) return;
-    void this.#fillFromStore(Math.max(...this.#held.keys()) - 1);
+    void this.#fillFromStore(Math.min(...this.#held.keys()) - 1);
   }
 
   async #fillFromStore(toSeq: number): Promise<void> {
