@@ -25,7 +25,7 @@ import type { SessionContext } from './realtime/session.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { Projects } from './tenancy/projects.js';
-import { WsTransport } from './transport/ws-transport.js';
+import { prepareFrame, WsTransport } from './transport/ws-transport.js';
 
 export interface RunningServer {
   /** http://host:port with the real port. */
@@ -97,7 +97,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onRoomsChanged: (count) => metrics.rooms.set(count),
     onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
   });
-  fanout = new Fanout(hub, projects, {
+  fanout = new Fanout(hub, projects, prepareFrame, {
     onDelivered: (kind, count) => metrics.deliveries.inc({ kind }, count),
     onReceived: () => metrics.busReceived.inc(),
   });
@@ -123,12 +123,22 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
   };
   const gateway = new Gateway(projects, context, {
-    onOpen: () => {
+    onOpen: (session, address) => {
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
+      logger.debug(
+        { connectionId: session.id, project: session.project, user: session.user, address },
+        'connection opened',
+      );
     },
-    onClose: () => metrics.connections.dec(),
-    onRefused: (reason) => metrics.connectionsRefused.inc({ reason }),
+    onClose: (session) => {
+      metrics.connections.dec();
+      logger.debug({ connectionId: session.id }, 'connection closed');
+    },
+    onRefused: (reason, address) => {
+      metrics.connectionsRefused.inc({ reason });
+      logger.debug({ reason, address }, 'connection refused');
+    },
   });
 
   const adminToken = config.adminToken ?? generateAdminToken();
@@ -154,9 +164,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const transport = new WsTransport(httpServer, gateway.admit, {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatMs: config.heartbeatMs,
+    trustProxy: config.trustProxy,
     errorFrame: (message) => serverFrame({ type: 'error', message }),
-    onFrameIn: () => metrics.framesIn.inc(),
-    onFrameOut: () => metrics.framesOut.inc(),
+    counts: metrics.hot,
     onError: (error) => logger.debug({ err: error }, 'websocket error'),
   });
 

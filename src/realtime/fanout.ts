@@ -6,6 +6,7 @@
 import type { BusEvent } from '../bus/bus.js';
 import { broadcastFrame, messageFrame, type RoomMessage } from '../protocol/frames.js';
 import type { Projects } from '../tenancy/projects.js';
+import type { PreparedFrame, PrepareFrame } from '../transport/connection.js';
 import type { Hub, Member } from './hub.js';
 
 export interface FanoutEvents {
@@ -14,7 +15,7 @@ export interface FanoutEvents {
 }
 
 /** Sends one serialised frame to each member; returns how many it was handed to. */
-export function sendToAll(members: ReadonlySet<Member>, frame: Buffer): number {
+export function sendToAll(members: ReadonlySet<Member>, frame: PreparedFrame): number {
   for (const member of members) member.deliver(frame);
   return members.size;
 }
@@ -23,10 +24,12 @@ export class Fanout {
   readonly #hub: Hub;
   readonly #projects: Projects;
   readonly #events: FanoutEvents;
+  readonly #prepare: PrepareFrame;
 
-  constructor(hub: Hub, projects: Projects, events: FanoutEvents) {
+  constructor(hub: Hub, projects: Projects, prepare: PrepareFrame, events: FanoutEvents) {
     this.#hub = hub;
     this.#projects = projects;
+    this.#prepare = prepare;
     this.#events = events;
   }
 
@@ -40,7 +43,7 @@ export class Fanout {
       case 'broadcast': {
         const members = this.#hub.projectMembers(event.project);
         if (members === undefined || members.size === 0) return;
-        const frame = Buffer.from(broadcastFrame(event.payload, event.from, event.ts));
+        const frame = this.#prepare(broadcastFrame(event.payload, event.from, event.ts));
         this.#events.onDelivered('broadcast', sendToAll(members, frame));
         return;
       }
@@ -57,7 +60,7 @@ export class Fanout {
 
   /** The hub's ordered output for one room. */
   deliverRoomMessage(members: ReadonlySet<Member>, message: RoomMessage): void {
-    const frame = Buffer.from(messageFrame(message));
+    const frame = this.#prepare(messageFrame(message));
     this.#events.onDelivered('message', sendToAll(members, frame));
   }
 }

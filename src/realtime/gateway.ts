@@ -9,9 +9,9 @@ import type { Admission, ClientHandler } from '../transport/ws-transport.js';
 import { Session, type SessionContext } from './session.js';
 
 export interface GatewayEvents {
-  onOpen(): void;
-  onClose(): void;
-  onRefused(reason: string): void;
+  onOpen(session: { id: string; project: string; user: string }, address: string): void;
+  onClose(session: { id: string }): void;
+  onRefused(reason: string, address: string): void;
 }
 
 export class Gateway {
@@ -29,24 +29,25 @@ export class Gateway {
     connection: Connection,
     hash: string,
     token: string,
+    address: string,
   ): Promise<Admission> => {
     const auth = await this.#projects.authenticate(hash, token);
     if (!auth.ok) {
       const spec = ERRORS[auth.error];
-      this.#events.onRefused(auth.error);
+      this.#events.onRefused(auth.error, address);
       return { ok: false, message: spec.message, code: 'close' in spec ? spec.close : 4001 };
     }
     const session = new Session(connection, hash, auth.sub, this.#context);
     await this.#context.hub.add(session);
     session.greet();
-    this.#events.onOpen();
+    this.#events.onOpen(session, address);
     const events = this.#events;
     const handler: ClientHandler = {
       onText: (text) => session.handleText(text),
       onUnreadable: () => session.handleText(''),
       onClose: () => {
         session.closed();
-        events.onClose();
+        events.onClose(session);
       },
     };
     return { ok: true, handler };

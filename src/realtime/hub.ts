@@ -5,13 +5,14 @@
  */
 import { type Bus, projectTopic, roomTopic } from '../bus/bus.js';
 import type { RoomMessage } from '../protocol/frames.js';
+import type { PreparedFrame } from '../transport/connection.js';
 import { RoomStream } from './room-stream.js';
 
 /** What the hub needs of a connected client. */
 export interface Member {
   readonly project: string;
   readonly rooms: ReadonlySet<string>;
-  deliver(frame: Buffer): void;
+  deliver(frame: PreparedFrame): void;
   close(code: number, reason: string): void;
 }
 

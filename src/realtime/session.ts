@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ERRORS, type ErrorCode, UserError } from '../errors.js';
 import { type ClientFrame, serverFrame } from '../protocol/frames.js';
 import { type ParseLimits, parseClientFrame } from '../protocol/parse.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection, PreparedFrame } from '../transport/connection.js';
 import type { Hub, Member } from './hub.js';
 import type { Messaging } from './messaging.js';
 import { TokenBucket } from './rate-limit.js';
@@ -81,15 +81,15 @@ export class Session implements Member {
     }
   }
 
-  /** Sends a frame already serialised for every receiver; a client too far behind is closed. */
-  deliver(frame: Buffer): void {
+  /** Sends a frame prepared for every receiver; a client too far behind is closed. */
+  deliver(frame: PreparedFrame): void {
     if (!this.#open) return;
     if (this.#connection.backlog > this.#context.limits.slowConsumerBytes) {
       this.#context.onSlowConsumer();
       this.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return;
     }
-    this.#connection.send(frame);
+    this.#connection.sendPrepared(frame);
   }
 
   /** Sends an error frame, then closes (a deleted project, a shutdown). */

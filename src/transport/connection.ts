@@ -1,10 +1,21 @@
 /**
- * What the realtime layer knows of a client connection: bytes out, a close, a backlog figure.
+ * What the realtime layer knows of a client connection: frames out, a close, a backlog figure.
  * The transport implements it; the realtime layer never sees a socket.
  */
+
+/**
+ * A text frame already framed for the wire by the transport, to be sent as is to many connections:
+ * a message is serialised and framed once, whatever the number of receivers.
+ */
+export type PreparedFrame = Buffer & { readonly __brand: 'PreparedFrame' };
+
+export type PrepareFrame = (text: string) => PreparedFrame;
+
 export interface Connection {
-  /** Sends one text frame. `frame` may be shared by many connections and must not be mutated. */
-  send(frame: string | Buffer): void;
+  /** Sends one text frame to this connection only. */
+  send(text: string): void;
+  /** Sends a frame prepared for many connections. */
+  sendPrepared(frame: PreparedFrame): void;
   /** Starts the closing handshake with a code and reason; safe to call twice. */
   close(code: number, reason: string): void;
   /** Bytes queued for this client and not yet written to the network. */

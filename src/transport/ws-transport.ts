@@ -6,9 +6,11 @@
 
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import * as wsModule from 'ws';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { Connection } from './connection.js';
+import type { Connection, PreparedFrame } from './connection.js';
 
 /** What the transport hands an admitted socket's frames to. */
 export interface ClientHandler {
@@ -22,33 +24,99 @@ export type Admission =
   | { ok: true; handler: ClientHandler }
   | { ok: false; message: string; code: number };
 
-export type Admit = (connection: Connection, hash: string, token: string) => Promise<Admission>;
+export type Admit = (
+  connection: Connection,
+  hash: string,
+  token: string,
+  address: string,
+) => Promise<Admission>;
 
 export interface WsTransportOptions {
   maxFrameBytes: number;
   heartbeatMs: number;
+  /** Proxies whose X-Forwarded-For names the client (TRUST_PROXY). */
+  trustProxy: string[];
   /** Serialises the error frame sent before a refused socket is closed. */
   errorFrame(message: string): string;
-  onFrameIn(): void;
-  onFrameOut(): void;
+  /** Frames in and out, counted as plain numbers (read when metrics are scraped). */
+  counts: { framesIn: number; framesOut: number };
   onError(error: unknown): void;
 }
 
 const WS_PATH = /^\/ws\/([^/?#]+)\/?(?:\?|$)/;
 
+/** The client's address: the socket's peer, or X-Forwarded-For's last hop when a trusted proxy sent it. */
+export function clientAddress(request: IncomingMessage, trustProxy: string[]): string {
+  const peer = request.socket.remoteAddress ?? '';
+  const forwarded = request.headers['x-forwarded-for'];
+  if (typeof forwarded !== 'string' || !trustProxy.includes(peer.replace(/^::ffff:/, ''))) {
+    return peer;
+  }
+  const hops = forwarded.split(',').map((hop) => hop.trim());
+  return hops[hops.length - 1] || peer;
+}
+
+const TEXT_FRAME = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false };
+
+/** ws exports its framing as `Sender.frame`; its type definitions do not declare it. */
+const { Sender } = wsModule as unknown as {
+  Sender: { frame(data: Buffer, options: typeof TEXT_FRAME): Buffer[] };
+};
+
+/** Frames a text message once (RFC 6455, server to client: unmasked, uncompressed). */
+export function prepareFrame(text: string): PreparedFrame {
+  return Buffer.concat(Sender.frame(Buffer.from(text), TEXT_FRAME)) as PreparedFrame;
+}
+
+/**
+ * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
+ * first write and every corked socket is uncorked once, on the next turn, so a burst of frames to
+ * one client costs one write to the network rather than one per frame.
+ */
+const corked: Socket[] = [];
+let flushScheduled = false;
+
+function flushCorked(): void {
+  flushScheduled = false;
+  for (const socket of corked.splice(0)) socket.uncork();
+}
+
+function writeCoalesced(socket: Socket, bytes: Buffer): void {
+  if (socket.writableCorked === 0) {
+    socket.cork();
+    corked.push(socket);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushCorked);
+    }
+  }
+  socket.write(bytes);
+}
+
+/** ws keeps the network socket in `_socket`; prepared frames are written to it directly. */
+type WithNetSocket = WebSocket & { _socket: Socket };
+
 class WsConnection implements Connection {
   readonly #socket: WebSocket;
-  readonly #onFrameOut: () => void;
+  readonly #counts: { framesOut: number };
 
-  constructor(socket: WebSocket, onFrameOut: () => void) {
+  constructor(socket: WebSocket, counts: { framesOut: number }) {
     this.#socket = socket;
-    this.#onFrameOut = onFrameOut;
+    this.#counts = counts;
   }
 
-  send(frame: string | Buffer): void {
+  send(text: string): void {
     if (this.#socket.readyState !== 1) return;
-    this.#onFrameOut();
-    this.#socket.send(frame, { binary: false });
+    this.#counts.framesOut++;
+    this.#socket.send(text, { binary: false });
+  }
+
+  sendPrepared(frame: PreparedFrame): void {
+    if (this.#socket.readyState !== 1) return;
+    this.#counts.framesOut++;
+    // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
+    // never queues, so frames stay whole and in order on the socket.
+    writeCoalesced((this.#socket as WithNetSocket)._socket, frame);
   }
 
   close(code: number, reason: string): void {
@@ -133,11 +201,12 @@ export class WsTransport {
       hash = '';
     }
     const token = url.searchParams.get('jwt') ?? '';
-    this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token));
+    const address = clientAddress(request, this.#options.trustProxy);
+    this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token, address));
   }
 
-  #open(socket: WebSocket, hash: string, token: string): void {
-    const connection = new WsConnection(socket, this.#options.onFrameOut);
+  #open(socket: WebSocket, hash: string, token: string, address: string): void {
+    const connection = new WsConnection(socket, this.#options.counts);
     let handler: ClientHandler | undefined;
     let early: { data: Buffer; isBinary: boolean }[] | undefined = [];
     let closed = false;
@@ -147,7 +216,7 @@ export class WsTransport {
       else handler.onText(data.toString('utf8'));
     };
     socket.on('message', (data: Buffer, isBinary: boolean) => {
-      this.#options.onFrameIn();
+      this.#options.counts.framesIn++;
       this.#awaitingPong.delete(socket);
       if (early !== undefined) early.push({ data, isBinary });
       else receive(data, isBinary);
@@ -159,7 +228,7 @@ export class WsTransport {
       this.#awaitingPong.delete(socket);
       handler?.onClose();
     });
-    this.#admit(connection, hash, token).then(
+    this.#admit(connection, hash, token, address).then(
       (admission) => {
         if (!admission.ok) {
           connection.send(this.#options.errorFrame(admission.message));

@@ -1,0 +1,50 @@
+/**
+ * PostgreSQL schema, as ordered migrations. Kept as TypeScript strings because tsc does not copy
+ * .sql files into the build. Never edit a migration that has shipped: append a new one.
+ *
+ * The tables go into the first schema of the connection's `search_path` (`public` by default;
+ * `?options=-c%20search_path%3Dname` in DATABASE_URL chooses another).
+ */
+import type { Migration } from './sqlite.js';
+
+export const postgresMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'projects, room counters and messages',
+    sql: `
+      -- created_at stays the ISO 8601 text the caller gave, so that it comes back unchanged.
+      CREATE TABLE projects (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        jwt_secret TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+
+      -- One row per room: the last seq handed out. A batch takes its seqs by upserting these rows
+      -- in the transaction that inserts its messages; the row lock serializes every writer of a
+      -- room, whichever process or connection it comes from, so seqs stay gapless.
+      CREATE TABLE room_seq (
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        room TEXT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        PRIMARY KEY (project, room)
+      );
+
+      -- A sequence never hands out an id twice, even after the newest rows were deleted with
+      -- their project: a stale cursor must never point at someone else's message.
+      -- payload is BYTEA holding UTF-8, because TEXT refuses NUL and payloads may contain it.
+      -- UNIQUE (project, room, seq) is also the index every history and range query walks, and
+      -- the one the foreign key's cascade uses.
+      CREATE TABLE messages (
+        id BIGSERIAL PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        room TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        payload BYTEA NOT NULL,
+        sender TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        UNIQUE (project, room, seq)
+      );
+    `,
+  },
+];
