@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SILENCE_MS, TestClient } from '../helpers/client.js';
-import { signToken, startTestServer, type TestProject, type TestServer } from '../helpers/server.js';
+import {
+  signToken,
+  startTestServer,
+  type TestProject,
+  type TestServer,
+} from '../helpers/server.js';
 
 /** Three instances on one Redis (a private channel prefix) and one shared database. */
 describe('three instances joined by Redis pub/sub', () => {
@@ -36,7 +41,11 @@ describe('three instances joined by Redis pub/sub', () => {
   const c = (): TestServer => servers[2] as TestServer;
 
   it('flow 1 across instances: members on A, B and C all receive a message sent on A', async () => {
-    const clients = [await connect(a(), 'ann'), await connect(b(), 'ben'), await connect(c(), 'cy')];
+    const clients = [
+      await connect(a(), 'ann'),
+      await connect(b(), 'ben'),
+      await connect(c(), 'cy'),
+    ];
     for (const client of clients) await client.join('general');
     clients[0]?.send({ type: 'message', room: 'general', payload: 'Hello' });
     for (const client of clients) {
@@ -68,7 +77,11 @@ describe('three instances joined by Redis pub/sub', () => {
   });
 
   it('flow 3 across instances: a broadcast reaches every connection on every instance', async () => {
-    const clients = [await connect(a(), 'ann'), await connect(b(), 'ben'), await connect(c(), 'cy')];
+    const clients = [
+      await connect(a(), 'ann'),
+      await connect(b(), 'ben'),
+      await connect(c(), 'cy'),
+    ];
     clients[1]?.send({ type: 'broadcast', payload: 'Alert' });
     for (const client of clients) {
       const [frame] = await client.collect('broadcast', 1);
