@@ -37,22 +37,27 @@ async function withProjects<T>(config: Config, work: (projects: Projects) => Pro
 
 async function serve(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
-  const server = await startServer(config, { logger });
+  // Signals are handled from before the `listening` line, so that a supervisor that stops the
+  // server as soon as it reads that line still gets an orderly shutdown.
+  const started = startServer(config, { logger });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    started
+      .then((server) => server.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await started;
 }
 
 async function run(argv: string[]): Promise<void> {

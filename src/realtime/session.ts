@@ -92,7 +92,7 @@ export class Session implements Member {
     this.#connection.sendPrepared(frame);
   }
 
-  /** Sends an error frame, then closes (a deleted project, a shutdown). */
+  /** Closes the connection with a code and reason (a deleted project, a shutdown, a slow consumer). */
   close(code: number, reason: string): void {
     if (!this.#open) return;
     this.#open = false;
