@@ -15,7 +15,7 @@ export const ERRORS = {
   notMember: { message: 'You must join the room first', status: 403 },
   notStored: { message: 'Message could not be stored', status: 503 },
   notDelivered: { message: 'Message could not be delivered', status: 503 },
-  storeUnavailable: { message: 'Store unavailable', status: 503 },
+  storeUnavailable: { message: 'Store unavailable', status: 503, close: 1013 },
   rateLimited: { message: 'Rate limit exceeded', status: 429 },
   hashRequired: { message: 'Project hash required', status: 400 },
   unknownProject: { message: 'Unknown project', status: 404, close: 4004 },
@@ -56,6 +56,7 @@ export class UserError extends Error {
  */
 export const CLOSE_CODES = {
   goingAway: { code: 1001, reason: 'Server shutting down', reconnect: true },
+  tryAgainLater: { code: 1013, reason: 'Store unavailable', reconnect: true },
   protocolError: { code: 1002, reason: 'Protocol error', reconnect: false },
   invalidPayload: { code: 1007, reason: 'Invalid UTF-8', reconnect: false },
   frameTooLarge: { code: 1009, reason: 'Frame too large', reconnect: false },

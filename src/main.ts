@@ -9,7 +9,7 @@ import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
-import { type Config, ConfigError } from './config.js';
+import type { Config } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
@@ -22,6 +22,7 @@ import { Gateway } from './realtime/gateway.js';
 import { Hub } from './realtime/hub.js';
 import { Messaging } from './realtime/messaging.js';
 import type { SessionContext } from './realtime/session.js';
+import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { Projects } from './tenancy/projects.js';
@@ -47,12 +48,12 @@ export interface StoreHooks {
   onBatch(size: number, seconds: number): void;
 }
 
-export function openStore(config: Config, hooks: StoreHooks): Store {
+export async function openStore(config: Config, hooks: StoreHooks): Promise<Store> {
   const url = config.databaseUrl;
   if (url.startsWith('sqlite:')) {
     return SqliteStore.open(url.slice('sqlite:'.length), { onBatch: hooks.onBatch });
   }
-  throw new ConfigError('DATABASE_URL', 'postgres:// is not supported yet by this version');
+  return PostgresStore.open(url, { onBatch: hooks.onBatch });
 }
 
 async function openBus(config: Config, metrics: Metrics, logger: Logger): Promise<Bus> {
@@ -72,7 +73,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const { logger } = options;
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   const metrics = new Metrics();
-  const store = openStore(config, {
+  const store = await openStore(config, {
     onBatch: (size, seconds) => {
       metrics.storeBatchSize.observe(size);
       metrics.storeCommitSeconds.observe(seconds);

@@ -72,7 +72,9 @@ export class ApiRoutes {
     const route = this.#route(request.method ?? 'GET', path);
     if (route === 'notFound' || route === 'methodNotAllowed') return fail(route);
     const caller = await this.#authenticate(request);
-    if (typeof caller === 'string') return fail(caller);
+    if (typeof caller === 'string') {
+      return fail(caller, caller === 'storeUnavailable' ? { 'retry-after': '1' } : {});
+    }
     if (route.kind === 'history') {
       return this.#history(request, response, caller, route.room, cors, fail);
     }

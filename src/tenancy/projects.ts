@@ -92,7 +92,12 @@ export class Projects {
   }
 
   async authenticate(hash: string, token: string): Promise<Authentication> {
-    const cached = await this.#lookup(hash);
+    let cached: CachedProject | undefined;
+    try {
+      cached = await this.#lookup(hash);
+    } catch {
+      return { ok: false, error: 'storeUnavailable' };
+    }
     if (cached === undefined) return { ok: false, error: 'unknownProject' };
     const known = cached.tokens.get(token);
     if (known !== undefined) {

@@ -7,7 +7,7 @@ const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'u
 
 describe('docs/errors.md', () => {
   it('lists every catalogued message with its HTTP status and close code, and nothing else', () => {
-    const rows = [...doc.matchAll(/^\| `([^`]+)` \| (\d{3}) \| (\d{4}|—) \|/gm)].map(
+    const rows = [...doc.matchAll(/^\|\s*`([^`]+)`\s*\|\s*(\d{3})\s*\|\s*(\d{4}|—)\s*\|/gm)].map(
       ([, message, status, close]) => `${message} ${status} ${close}`,
     );
     const catalogue = Object.values(ERRORS).map(
@@ -18,7 +18,7 @@ describe('docs/errors.md', () => {
 
   it('explains every close code the server uses', () => {
     for (const { code } of Object.values(CLOSE_CODES)) {
-      assert.match(doc, new RegExp(`^\\| ${code} \\|`, 'm'), `close code ${code}`);
+      assert.match(doc, new RegExp(`^\\|\\s*${code}\\s*\\|`, 'm'), `close code ${code}`);
     }
   });
 });

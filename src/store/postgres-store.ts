@@ -1,0 +1,600 @@
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import type { RoomMessage } from '../protocol/frames.js';
+import { postgresMigrations } from './migrations/postgres.js';
+import type {
+  HistoryQuery,
+  NewMessage,
+  Project,
+  ProjectSummary,
+  Store,
+  StoreStats,
+} from './store.js';
+
+/** Most messages committed in one statement; the rest wait for the next flush. */
+export const MAX_BATCH = 500;
+/**
+ * Most payload bytes in one batch (a lone larger message still goes alone). bytea arrays travel
+ * as hex text, twice their size, so this bounds the memory and the statement a flush builds.
+ */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
+const DEFAULT_POOL_SIZE = 10;
+const DEFAULT_CONNECTION_TIMEOUT_MS = 2000;
+const DEFAULT_QUERY_TIMEOUT_MS = 5000;
+// The server cancels a statement at the query timeout; the client gives up a little later, for a
+// server that no longer answers at all. Cancelled by the server, the connection can be reused.
+const CLIENT_GRACE_MS = 1000;
+// A second instance waits for the first one's migrations for up to this long.
+const MIGRATION_TIMEOUT_MS = 5 * 60 * 1000;
+// First key of the advisory lock that serializes migrations; the second is the target schema,
+// so that instances migrating different schemas of one database do not wait for each other.
+const MIGRATION_LOCK = 0x736b62;
+
+// SQLSTATE classes that blame the data of a batch or this one transaction, not the database: data
+// exception (22), integrity constraint (23: a deleted project), transaction rollback (40: a
+// deadlock). Retrying such a batch message by message isolates the faulty ones.
+const MESSAGE_FAULT = /^(22|23|40)/;
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+const MESSAGE_ID = /^[1-9][0-9]{0,18}$/;
+const MAX_BIGINT = 9223372036854775807n;
+
+export interface PostgresStoreOptions extends StoreStats {
+  /** Most connections the store opens (default 10). */
+  poolSize?: number;
+  /** How long opening a connection, or waiting for a free one, may take (default 2000 ms). */
+  connectionTimeoutMs?: number;
+  /** How long one statement may run before it fails (default 5000 ms). */
+  queryTimeoutMs?: number;
+}
+
+interface Pending {
+  message: NewMessage;
+  /** The payload as UTF-8, as stored. */
+  bytes: Buffer;
+  resolve: (message: RoomMessage) => void;
+  reject: (error: unknown) => void;
+}
+
+interface MessageRow {
+  id: string;
+  seq: string;
+  room: string;
+  payload: Buffer;
+  sender: string;
+  ts: string;
+}
+
+interface ProjectRow {
+  hash: string;
+  name: string;
+  jwt_secret: string;
+  created_at: string;
+}
+
+const MESSAGE_COLUMNS = 'id::text AS id, seq, room, payload, sender, ts';
+const MESSAGES = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = $1 AND room = $2`;
+
+/**
+ * One statement per batch, so one round trip and the shortest possible row locks. The upsert
+ * takes each room's counter row, in sorted order so that concurrent batches (of this or another
+ * process) touching the same rooms queue behind each other instead of deadlocking, and advances
+ * it by the batch's count for that room; the insert then numbers the room's messages of the
+ * batch last_seq - n + 1 … last_seq, in the order they were appended. Both commit or neither.
+ */
+const APPEND_BATCH = `
+  WITH counters AS (
+    INSERT INTO room_seq AS r (project, room, last_seq)
+    SELECT c.project, c.room, c.n
+    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c (project, room, n)
+    ORDER BY c.project, c.room
+    ON CONFLICT (project, room) DO UPDATE SET last_seq = r.last_seq + EXCLUDED.last_seq
+    RETURNING r.project, r.room, r.last_seq
+  )
+  INSERT INTO messages (project, room, seq, payload, sender, ts)
+  SELECT m.project, m.room, c.last_seq - m.back, m.payload, m.sender, $9::bigint
+  FROM unnest($4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[])
+    WITH ORDINALITY AS m (project, room, back, payload, sender, ord)
+  JOIN counters AS c ON c.project = m.project AND c.room = m.room
+  ORDER BY m.ord
+  RETURNING id::text AS id, project, room, seq`;
+
+/**
+ * The Store on PostgreSQL, for several server instances sharing one database.
+ *
+ * Guarantees, beyond the Store contract (src/store/store.ts):
+ * - seq is gapless per room also when many processes and connections append to one room at once:
+ *   a batch takes its seqs from the room's counter row in the statement that inserts its
+ *   messages, so the row lock orders every writer and a rolled-back batch takes no seq.
+ * - Group commit: appends queue; one batch (at most MAX_BATCH messages and MAX_BATCH_BYTES of
+ *   payload) is in flight at a time, as one statement, while the next one accumulates. A lone
+ *   append is sent on the next event-loop turn. One flight at a time is what keeps a room's
+ *   appends from one process in call order.
+ * - A batch refused for its data (a deleted project, …) is retried message by message, so only the
+ *   faulty ones reject. A batch that fails because the database is unreachable, slow or broken
+ *   rejects whole, within the connection or query timeout; nothing is retried behind the
+ *   caller's back. When the connection dies after the commit was sent, the outcome is unknown:
+ *   the append rejects although its message may be stored (seqs stay gapless either way).
+ * - Losing the database never crashes the process: dead connections are dropped and new ones
+ *   opened on demand, so the store recovers by itself once PostgreSQL answers again.
+ * - Migrations (src/store/migrations/postgres.ts) run at open in one transaction under an
+ *   advisory lock: instances starting together apply each one once.
+ * - Tables live in the first schema of the connection's search_path; choose one with
+ *   `?options=-c%20search_path%3Dname` in the URL (the schema must exist).
+ * - Payloads are stored as UTF-8 bytes, so NUL round-trips; a lone UTF-16 surrogate becomes
+ *   U+FFFD, the same in what append answers and what history gives back. PostgreSQL text cannot
+ *   hold NUL, so a room, sender or project hash containing it is refused (no such room can have
+ *   messages: reads of it answer empty).
+ */
+export class PostgresStore implements Store {
+  private readonly queue: Pending[] = [];
+  private scheduled = false;
+  private draining: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const queryTimeout = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+    const connectionTimeout = options.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS;
+    await migrate(url, connectionTimeout);
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
+      connectionTimeoutMillis: connectionTimeout,
+      statement_timeout: queryTimeout,
+      query_timeout: queryTimeout + CLIENT_GRACE_MS,
+      keepAlive: true,
+      application_name: 'socket-base',
+    });
+    // An idle connection that dies (server restart, network cut) is reported here; the pool has
+    // already dropped it and the next query opens a new one. Unhandled, it would crash the process.
+    pool.on('error', () => {});
+    return new PostgresStore(pool, options);
+  }
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: StoreStats,
+  ) {}
+
+  async createProject(project: Project): Promise<void> {
+    await this.rows(
+      'INSERT INTO projects (hash, name, jwt_secret, created_at) VALUES ($1, $2, $3, $4)',
+      [project.hash, project.name, project.jwtSecret, project.createdAt],
+    );
+  }
+
+  async getProject(hash: string): Promise<Project | undefined> {
+    if (hasNul(hash)) return undefined;
+    const [row] = await this.rows<ProjectRow>(
+      'SELECT hash, name, jwt_secret, created_at FROM projects WHERE hash = $1',
+      [hash],
+      'sb_project',
+    );
+    return (
+      row && {
+        hash: row.hash,
+        name: row.name,
+        jwtSecret: row.jwt_secret,
+        createdAt: row.created_at,
+      }
+    );
+  }
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    return this.rows<ProjectSummary>(
+      'SELECT hash, name, created_at AS "createdAt" FROM projects ORDER BY created_at, hash',
+    );
+  }
+
+  async countProjects(): Promise<number> {
+    const [row] = await this.rows<{ n: number }>('SELECT count(*)::int AS n FROM projects');
+    return row?.n ?? 0;
+  }
+
+  async deleteProject(hash: string): Promise<boolean> {
+    if (hasNul(hash)) return false;
+    // Messages, then counters, then the project: appends lock counter rows before the project
+    // row (their foreign-key check), so taking them in the same order cannot deadlock with them.
+    // ON DELETE CASCADE then catches what an append committed in between.
+    return this.transaction(async (client) => {
+      await client.query('DELETE FROM messages WHERE project = $1', [hash]);
+      await client.query('DELETE FROM room_seq WHERE project = $1', [hash]);
+      const result = await client.query('DELETE FROM projects WHERE hash = $1', [hash]);
+      return (result.rowCount ?? 0) > 0;
+    });
+  }
+
+  async setProjectSecret(hash: string, jwtSecret: string): Promise<boolean> {
+    if (hasNul(hash)) return false;
+    return this.withClient(async (client) => {
+      const result = await client.query('UPDATE projects SET jwt_secret = $1 WHERE hash = $2', [
+        jwtSecret,
+        hash,
+      ]);
+      return (result.rowCount ?? 0) > 0;
+    });
+  }
+
+  append(message: NewMessage): Promise<RoomMessage> {
+    if (this.closing) return Promise.reject(new Error('Store is closed'));
+    if (hasNul(message.project) || hasNul(message.room) || hasNul(message.from)) {
+      return Promise.reject(new Error('PostgreSQL cannot store a room or sender containing NUL'));
+    }
+    // What Buffer.from does to a lone surrogate, done to the string too, so that what append
+    // answers is exactly what history gives back.
+    const payload = LONE_SURROGATE.test(message.payload)
+      ? message.payload.replace(LONE_SURROGATES, '\uFFFD')
+      : message.payload;
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        message: { ...message, payload },
+        bytes: Buffer.from(payload, 'utf8'),
+        resolve,
+        reject,
+      });
+      this.schedule();
+    });
+  }
+
+  async history(
+    project: string,
+    room: string,
+    query: HistoryQuery,
+  ): Promise<RoomMessage[] | undefined> {
+    const cursors: string[] = [];
+    for (const id of [query.after, query.before]) {
+      if (id === undefined) continue;
+      if (!isMessageId(id)) return undefined;
+      cursors.push(id);
+    }
+    if (hasNul(project) || hasNul(room)) return cursors.length > 0 ? undefined : [];
+    let lower = 0;
+    let upper = Number.MAX_SAFE_INTEGER;
+    if (cursors.length > 0) {
+      const found = await this.rows<{ id: string; seq: string }>(
+        'SELECT id::text AS id, seq FROM messages WHERE project = $1 AND room = $2 AND id = ANY ($3::bigint[])',
+        [project, room, cursors],
+        'sb_cursor',
+      );
+      const seqOf = new Map(found.map((row) => [row.id, Number(row.seq)]));
+      if (query.after !== undefined) {
+        const seq = seqOf.get(query.after);
+        if (seq === undefined) return undefined;
+        lower = seq;
+      }
+      if (query.before !== undefined) {
+        const seq = seqOf.get(query.before);
+        if (seq === undefined) return undefined;
+        upper = seq;
+      }
+    }
+    const limit = Math.min(Math.floor(query.limit), Number.MAX_SAFE_INTEGER);
+    if (!(limit > 0)) return [];
+    if (query.after !== undefined) {
+      const rows = await this.rows<MessageRow>(
+        `${MESSAGES} AND seq > $3 AND seq < $4 ORDER BY seq ASC LIMIT $5`,
+        [project, room, lower, upper, limit],
+        'sb_oldest',
+      );
+      return rows.map(toMessage);
+    }
+    const rows = await this.rows<MessageRow>(
+      `${MESSAGES} AND seq > $3 AND seq < $4 ORDER BY seq DESC LIMIT $5`,
+      [project, room, lower, upper, limit],
+      'sb_newest',
+    );
+    return rows.map(toMessage).reverse();
+  }
+
+  async range(
+    project: string,
+    room: string,
+    fromSeq: number,
+    toSeq: number,
+  ): Promise<RoomMessage[]> {
+    // Whole numbers within bigint's range, so that the index on seq serves the comparison.
+    const from = clampSeq(Math.ceil(fromSeq));
+    const to = clampSeq(Math.floor(toSeq));
+    if (Number.isNaN(from) || Number.isNaN(to) || from > to) return [];
+    if (hasNul(project) || hasNul(room)) return [];
+    const rows = await this.rows<MessageRow>(
+      `${MESSAGES} AND seq BETWEEN $3 AND $4 ORDER BY seq ASC`,
+      [project, room, from, to],
+      'sb_range',
+    );
+    return rows.map(toMessage);
+  }
+
+  async lastSeq(project: string, room: string): Promise<number> {
+    if (hasNul(project) || hasNul(room)) return 0;
+    const [row] = await this.rows<{ last_seq: string }>(
+      'SELECT last_seq FROM room_seq WHERE project = $1 AND room = $2',
+      [project, room],
+      'sb_last_seq',
+    );
+    return row ? Number(row.last_seq) : 0;
+  }
+
+  async ping(): Promise<void> {
+    await this.rows('SELECT 1');
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.queue.length > 0 || this.draining) await this.drain();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.draining) return;
+    this.scheduled = true;
+    // setImmediate, not a timer: a lone message waits one event-loop turn, and everything
+    // appended during that turn shares its batch. While a batch is in flight, the drain loop
+    // picks up what accumulated as soon as it completes.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  private drain(): Promise<void> {
+    this.draining ??= this.flushAll().finally(() => {
+      this.draining = undefined;
+      // An append made between the loop's last look at the queue and now found a drain running
+      // and did not schedule one.
+      if (this.queue.length > 0) this.schedule();
+    });
+    return this.draining;
+  }
+
+  private async flushAll(): Promise<void> {
+    while (this.queue.length > 0) await this.flush(this.take());
+  }
+
+  private take(): Pending[] {
+    let count = 0;
+    let bytes = 0;
+    for (const pending of this.queue) {
+      if (count >= MAX_BATCH) break;
+      if (count > 0 && bytes + pending.bytes.length > MAX_BATCH_BYTES) break;
+      count++;
+      bytes += pending.bytes.length;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    const failed = await this.commit(batch);
+    if (!failed) return;
+    if (batch.length === 1 || !blamesMessage(failed.error)) {
+      for (const pending of batch) pending.reject(failed.error);
+      return;
+    }
+    // The batch rolled back as a whole: retry each message alone, so that only the faulty ones
+    // fail and the others still take gapless seqs in their original order.
+    for (const [i, pending] of batch.entries()) {
+      const alone = await this.commit([pending]);
+      if (!alone) continue;
+      pending.reject(alone.error);
+      if (!blamesMessage(alone.error)) {
+        for (const rest of batch.slice(i + 1)) rest.reject(alone.error);
+        return;
+      }
+    }
+  }
+
+  /** Commits `batch` as one statement and resolves its promises, or says why it could not. */
+  private async commit(batch: Pending[]): Promise<{ error: unknown } | undefined> {
+    const started = performance.now();
+    let stored: RoomMessage[];
+    try {
+      stored = await this.write(batch, Date.now());
+    } catch (error) {
+      return { error };
+    }
+    const seconds = (performance.now() - started) / 1000;
+    // In queue order, which is seq order within each room.
+    batch.forEach((pending, i) => {
+      const message = stored[i];
+      if (message) pending.resolve(message);
+      else pending.reject(new Error('Message was not stored'));
+    });
+    try {
+      this.options.onBatch?.(batch.length, seconds);
+    } catch {
+      // Metrics must never fail messages that are already committed.
+    }
+    return undefined;
+  }
+
+  private async write(batch: Pending[], ts: number): Promise<RoomMessage[]> {
+    interface Slot {
+      project: string;
+      room: string;
+      count: number;
+    }
+    const slots = new Map<string, Slot>();
+    const ranks: Array<{ slot: Slot; rank: number }> = [];
+    for (const { message } of batch) {
+      const key = roomKey(message.project, message.room);
+      let slot = slots.get(key);
+      if (!slot) {
+        slot = { project: message.project, room: message.room, count: 0 };
+        slots.set(key, slot);
+      }
+      slot.count++;
+      ranks.push({ slot, rank: slot.count });
+    }
+    const counters = [...slots.values()];
+    const rows = await this.rows<{ id: string; project: string; room: string; seq: string }>(
+      APPEND_BATCH,
+      [
+        counters.map((slot) => slot.project),
+        counters.map((slot) => slot.room),
+        counters.map((slot) => slot.count),
+        batch.map((pending) => pending.message.project),
+        batch.map((pending) => pending.message.room),
+        ranks.map(({ slot, rank }) => slot.count - rank),
+        batch.map((pending) => pending.bytes),
+        batch.map((pending) => pending.message.from),
+        ts,
+      ],
+      'sb_append',
+    );
+    // RETURNING promises no order: match rows to messages by room and seq. A room's last seq is
+    // the highest the batch got in it, and its messages count down from there.
+    const ids = new Map<string, string>();
+    const last = new Map<string, number>();
+    for (const row of rows) {
+      const key = roomKey(row.project, row.room);
+      const seq = Number(row.seq);
+      ids.set(`${key}\u0000${seq}`, row.id);
+      last.set(key, Math.max(last.get(key) ?? 0, seq));
+    }
+    return batch.map(({ message }, i) => {
+      const key = roomKey(message.project, message.room);
+      const rank = ranks[i];
+      const top = last.get(key);
+      if (!rank || top === undefined) throw new Error('Batch insert returned no row for a room');
+      const seq = top - (rank.slot.count - rank.rank);
+      const id = ids.get(`${key}\u0000${seq}`);
+      if (id === undefined) throw new Error('Batch insert returned no row for a message');
+      return { id, seq, room: message.room, payload: message.payload, from: message.from, ts };
+    });
+  }
+
+  /** Runs one statement; `name` makes it a prepared statement, parsed once per connection. */
+  private async rows<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[] = [],
+    name?: string,
+  ): Promise<R[]> {
+    return this.withClient(async (client) => {
+      const result = await client.query<R>(name ? { name, text, values } : { text, values });
+      return result.rows;
+    });
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.withClient(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        // On a dead connection this fails too; the connection is then discarded, and the
+        // server rolls back by itself.
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Lends a connection. It goes back to the pool after an error the server reported (the
+   * connection is fine), and is discarded after any other (dead socket, timeout).
+   */
+  private async withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A checked-out connection has no listener of the pool's: a socket error would be unhandled
+    // and crash the process. The query running on it rejects with the same error.
+    const ignore = (): void => {};
+    client.on('error', ignore);
+    let healthy = true;
+    try {
+      return await work(client);
+    } catch (error) {
+      healthy = error instanceof pg.DatabaseError;
+      throw error;
+    } finally {
+      client.off('error', ignore);
+      client.release(!healthy);
+    }
+  }
+}
+
+/**
+ * Applies missing migrations in one transaction under an advisory lock: a second instance opening
+ * the same schema at the same moment waits for the lock, then finds them applied. It runs on a
+ * connection of its own, whose timeouts allow for that wait and for slow migrations.
+ */
+async function migrate(url: string, connectionTimeoutMs: number): Promise<void> {
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: connectionTimeoutMs,
+    statement_timeout: MIGRATION_TIMEOUT_MS,
+    query_timeout: MIGRATION_TIMEOUT_MS + CLIENT_GRACE_MS,
+    application_name: 'socket-base migrations',
+  });
+  // A dying connection also rejects the query running on it; unhandled, the event would crash.
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      "SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))",
+      [MIGRATION_LOCK],
+    );
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`,
+    );
+    const { rows } = await client.query<{ version: number }>(
+      'SELECT version FROM schema_migrations',
+    );
+    const applied = new Set(rows.map((row) => row.version));
+    for (const migration of postgresMigrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function blamesMessage(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && MESSAGE_FAULT.test(error.code ?? '');
+}
+
+function hasNul(text: string): boolean {
+  return text.includes('\u0000');
+}
+
+/** Joins project and room unambiguously: neither can contain NUL (append refuses it). */
+function roomKey(project: string, room: string): string {
+  return `${project}\u0000${room}`;
+}
+
+function isMessageId(id: string): boolean {
+  return MESSAGE_ID.test(id) && BigInt(id) <= MAX_BIGINT;
+}
+
+function clampSeq(seq: number): number {
+  return Math.max(-Number.MAX_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, seq));
+}
+
+function toMessage(row: MessageRow): RoomMessage {
+  return {
+    id: row.id,
+    seq: Number(row.seq),
+    room: row.room,
+    payload: row.payload.toString('utf8'),
+    from: row.sender,
+    ts: Number(row.ts),
+  };
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
+import { signToken, startTestServer, type TestProject, type TestServer } from '../helpers/server.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+
+const DEADLINE_MS = 10_000;
+
+/** Polls until `check` holds (bounded), for states that settle after a fault. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`never: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('PostgreSQL goes away and comes back', () => {
+  let schemas: TestSchemas;
+  let proxy: TcpProxy;
+  let server: TestServer;
+  let project: TestProject;
+
+  before(async () => {
+    schemas = await testSchemas();
+    proxy = await startTcpProxy(Number(new URL(POSTGRES_URL).port || 5432));
+    server = await startTestServer({
+      DATABASE_URL: schemas.urlFor(await schemas.create(), proxy.port),
+    });
+    project = await server.createProject('pg-faults');
+  });
+  after(async () => {
+    await server.close();
+    await proxy.close();
+    await schemas.dropAll();
+  });
+
+  it('refuses sends with "Message could not be stored", delivers nothing unstored, and recovers by itself', async () => {
+    const token = await signToken(project.jwtSecret, 'ann');
+    const sender = await TestClient.connect(`${server.wsUrl}/ws/${project.hash}?jwt=${token}`);
+    const member = await TestClient.connect(
+      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, 'ben')}`,
+    );
+    await sender.join('r');
+    await member.join('r');
+    sender.send({ type: 'message', room: 'r', payload: 'before' });
+    await member.collect('message', 1);
+    await sender.collect('message', 1);
+    sender.drain();
+    member.drain();
+
+    proxy.cut();
+    assert.deepEqual(await sender.request({ type: 'message', room: 'r', payload: 'lost?' }), {
+      type: 'error',
+      message: 'Message could not be stored',
+    });
+    const refused = await server.api('POST', '/api/message', {
+      hash: project.hash,
+      token,
+      body: { room: 'r', payload: 'lost over http?' },
+    });
+    assert.equal(refused.status, 503);
+    assert.ok(refused.headers.get('retry-after'));
+    assert.deepEqual(await refused.json(), {
+      success: false,
+      error: 'Message could not be stored',
+    });
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    await member.expectSilence();
+
+    proxy.restore();
+    await eventually('ready again', async () => (await fetch(`${server.url}/readyz`)).ok);
+    sender.send({ type: 'message', room: 'r', payload: 'after' });
+    const [frame] = await member.collect('message', 1);
+    assert.equal(frame?.payload, 'after');
+    assert.equal(frame?.seq, 2);
+    sender.close();
+    member.close();
+  });
+});
