@@ -20,6 +20,7 @@ export interface Config {
   rateBurst: number;
   slowConsumerBytes: number;
   heartbeatMs: number;
+  shutdownDelayMs: number;
   corsOrigins: string[];
   trustProxy: string[];
   logLevel: string;
@@ -109,6 +110,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateBurst: integer(env, 'RATE_BURST', Math.max(2000, rateLimit), 1, 10_000_000),
     slowConsumerBytes: integer(env, 'SLOW_CONSUMER_BYTES', 8_388_608, 1024, 2 ** 40),
     heartbeatMs: integer(env, 'HEARTBEAT_MS', 30000, 50, 3_600_000),
+    shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 1000, 0, 600_000),
     corsOrigins: list(env, 'CORS_ORIGINS', ['*']),
     trustProxy: list(env, 'TRUST_PROXY', []),
     logLevel,

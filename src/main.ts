@@ -62,7 +62,6 @@ async function openBus(config: Config, metrics: Metrics, logger: Logger): Promis
     url: config.redisUrl,
     prefix: config.redisPrefix,
     hooks: {
-      onPublish: () => metrics.busPublished.inc(),
       onMalformed: () => logger.warn('malformed event on the bus dropped'),
       onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
     },
@@ -89,6 +88,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const projects = new Projects(store, bus);
   const messaging = new Messaging(store, bus, {
     onAccepted: (kind, via) => metrics.messagesIn.inc({ kind, via }),
+    onPublished: () => metrics.busPublished.inc(),
     onPublishFailed: (error) => logger.warn({ err: error }, 'stored message not published'),
   });
   let fanout: Fanout | undefined;
@@ -209,7 +209,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      // Not ready first, while still serving, so that load balancers stop sending new clients
+      // here before this instance stops accepting them.
       shuttingDown = true;
+      if (config.shutdownDelayMs > 0) {
+        await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+      }
       transport.stopAccepting();
       messaging.stop();
       httpServer.close();

@@ -11,6 +11,7 @@ export type Via = 'ws' | 'http';
 
 export interface MessagingEvents {
   onAccepted(kind: 'message' | 'broadcast', via: Via): void;
+  onPublished(): void;
   onPublishFailed(error: unknown): void;
 }
 
@@ -53,9 +54,10 @@ export class Messaging {
       this.#events.onAccepted('message', via);
       // Stored but not published (the bus dropped between the check and now): members read it from
       // the store when the next message of the room shows the gap, or when the bus comes back.
-      await this.#bus
-        .publish(roomTopic(project, room), { kind: 'message', project, message })
-        .catch((error: unknown) => this.#events.onPublishFailed(error));
+      await this.#bus.publish(roomTopic(project, room), { kind: 'message', project, message }).then(
+        () => this.#events.onPublished(),
+        (error: unknown) => this.#events.onPublishFailed(error),
+      );
       return message;
     } finally {
       this.#settle();
@@ -74,6 +76,7 @@ export class Messaging {
         from,
         ts: Date.now(),
       });
+      this.#events.onPublished();
       this.#events.onAccepted('broadcast', via);
     } catch {
       throw new UserError('notDelivered');

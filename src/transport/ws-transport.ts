@@ -70,27 +70,15 @@ export function prepareFrame(text: string): PreparedFrame {
 
 /**
  * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
- * first write and every corked socket is uncorked once, on the next turn, so a burst of frames to
- * one client costs one write to the network rather than one per frame.
+ * first prepared frame and every corked socket is uncorked once, on the next turn, so a burst of
+ * frames to one client costs one write to the network rather than one per frame.
  */
-const corked: Socket[] = [];
+const corked: WsConnection[] = [];
 let flushScheduled = false;
 
 function flushCorked(): void {
   flushScheduled = false;
-  for (const socket of corked.splice(0)) socket.uncork();
-}
-
-function writeCoalesced(socket: Socket, bytes: Buffer): void {
-  if (socket.writableCorked === 0) {
-    socket.cork();
-    corked.push(socket);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushCorked);
-    }
-  }
-  socket.write(bytes);
+  for (const connection of corked.splice(0)) connection.uncork();
 }
 
 /** ws keeps the network socket in `_socket`; prepared frames are written to it directly. */
@@ -98,10 +86,14 @@ type WithNetSocket = WebSocket & { _socket: Socket };
 
 class WsConnection implements Connection {
   readonly #socket: WebSocket;
+  readonly #net: Socket;
   readonly #counts: { framesOut: number };
+  /** Bytes written this turn, held by the cork: not yet a sign of a slow reader. */
+  #heldThisTurn = 0;
 
   constructor(socket: WebSocket, counts: { framesOut: number }) {
     this.#socket = socket;
+    this.#net = (socket as WithNetSocket)._socket;
     this.#counts = counts;
   }
 
@@ -116,7 +108,22 @@ class WsConnection implements Connection {
     this.#counts.framesOut++;
     // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
     // never queues, so frames stay whole and in order on the socket.
-    writeCoalesced((this.#socket as WithNetSocket)._socket, frame);
+    if (this.#net.writableCorked === 0) {
+      this.#net.cork();
+      this.#heldThisTurn = 0;
+      corked.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushCorked);
+      }
+    }
+    this.#heldThisTurn += frame.length;
+    this.#net.write(frame);
+  }
+
+  uncork(): void {
+    this.#heldThisTurn = 0;
+    this.#net.uncork();
   }
 
   close(code: number, reason: string): void {
@@ -124,8 +131,9 @@ class WsConnection implements Connection {
     this.#socket.close(code, reason);
   }
 
+  /** What earlier turns left unsent: the client is not reading fast enough. */
   get backlog(): number {
-    return this.#socket.bufferedAmount;
+    return this.#socket.bufferedAmount - this.#heldThisTurn;
   }
 }
 

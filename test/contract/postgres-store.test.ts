@@ -16,8 +16,8 @@ import {
   type PostgresStoreOptions,
 } from '../../src/store/postgres-store.js';
 import type { Project } from '../../src/store/store.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { storeContract } from './store.contract.js';
 
 /** How long an append may take to reject while the database is away, timeouts included. */

@@ -44,6 +44,7 @@ export class RawClient {
   readonly closed: Promise<void>;
   #buffer = Buffer.alloc(0);
   #upgraded = false;
+  #closeSent = false;
   readonly #waiters = new Set<() => void>();
   readonly #upgrade: Promise<void>;
 
@@ -114,7 +115,9 @@ export class RawClient {
         ? Buffer.from(options.payload, 'utf8')
         : (options.payload ?? Buffer.alloc(0));
     const masked = options.mask ?? true;
-    const first = (options.fin === false ? 0 : 0x80) | ((options.rsv ?? 0) << 4) | (options.opcode ?? 1);
+    if (options.opcode === 8) this.#closeSent = true;
+    const first =
+      (options.fin === false ? 0 : 0x80) | ((options.rsv ?? 0) << 4) | (options.opcode ?? 1);
     let header: Buffer;
     if (payload.length < 126) {
       header = Buffer.from([first, payload.length]);
@@ -207,7 +210,7 @@ export class RawClient {
       if (frame.opcode === 9) this.pings++;
       if (frame.opcode === 8) {
         this.closeCode = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005;
-        this.send({ opcode: 8, payload: frame.payload.subarray(0, 2) });
+        if (!this.#closeSent) this.send({ opcode: 8, payload: frame.payload.subarray(0, 2) });
         this.socket.end();
       }
     }
@@ -243,10 +246,7 @@ export function until(
       if (ready()) done();
       else done(new Error(`socket closed while waiting for ${what}`));
     };
-    const timer = setTimeout(
-      () => done(new Error(`timed out waiting for ${what}`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), timeoutMs);
     client.socket.on('message', check);
     client.socket.on('close', onClose);
   });
@@ -342,8 +342,8 @@ export async function fullHistory(
 }
 
 /** Asserts that messages carry seq 1..N in order, each once. */
-export function assertGapless(messages: readonly { seq: unknown }[], what: string): void {
-  const seqs = messages.map((message) => message.seq);
+export function assertGapless(messages: readonly object[], what: string): void {
+  const seqs = messages.map((message) => ('seq' in message ? message.seq : undefined));
   const expected = Array.from({ length: messages.length }, (_, i) => i + 1);
   assert.deepEqual(seqs, expected, `${what}: seqs are not 1..${messages.length}`);
 }
@@ -355,11 +355,11 @@ export interface ServerProcess {
   readonly wsUrl: string;
   readonly output: string[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Sends a signal (SIGTERM by default) and waits for the exit. */
+  /** Sends a signal (SIGTERM by default) and waits for the exit; kills and throws when late. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The CLI entry point, built beside the tests (dist*/src/cli/main.js). */
+/** The CLI entry point, built beside the tests: DIST/src/cli/main.js. */
 export const CLI_PATH = new URL('../../src/cli/main.js', import.meta.url);
 
 /**
@@ -377,11 +377,9 @@ export async function spawnServer(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-    (resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    },
-  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let pending = '';
     const timer = setTimeout(() => {
@@ -414,9 +412,21 @@ export async function spawnServer(
     wsUrl: url.replace(/^http/, 'ws'),
     output,
     exited,
-    stop(signal = 'SIGTERM') {
+    async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      // A server that does not stop is a failure, not a hung test run.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), timeoutMs);
+      });
+      const outcome = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (outcome === 'late') {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`server did not exit within ${timeoutMs} ms of ${signal}`);
+      }
+      return outcome;
     },
   };
 }
@@ -433,5 +443,10 @@ export async function createProjectAt(
     body: JSON.stringify({ name }),
   });
   assert.equal(response.status, 201);
-  return (await response.json()) as { hash: string; jwtSecret: string; name: string; createdAt: string };
+  return (await response.json()) as {
+    hash: string;
+    jwtSecret: string;
+    name: string;
+    createdAt: string;
+  };
 }

@@ -14,7 +14,10 @@ export interface TestSchemas {
   /** The server's URL with `search_path` set to the schema, optionally through another port. */
   urlFor(schema: string, port?: number): string;
   /** Runs a statement as the administrating connection (to look behind a store's back). */
-  query<Row extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<Row>>;
+  query<Row extends pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<Row>>;
   /** Drops every schema this set created, and disconnects. */
   dropAll(): Promise<void>;
 }

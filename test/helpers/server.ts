@@ -35,6 +35,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     DATABASE_URL: 'sqlite::memory:',
     ADMIN_TOKEN,
     LOG_LEVEL: 'silent',
+    SHUTDOWN_DELAY_MS: '0',
     ...env,
   });
   const printed: string[] = [];

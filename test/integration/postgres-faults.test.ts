@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
-import { signToken, startTestServer, type TestProject, type TestServer } from '../helpers/server.js';
+import {
+  signToken,
+  startTestServer,
+  type TestProject,
+  type TestServer,
+} from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const DEADLINE_MS = 10_000;
