@@ -56,7 +56,7 @@ export async function openStore(config: Config, hooks: StoreHooks): Promise<Stor
   return PostgresStore.open(url, { onBatch: hooks.onBatch });
 }
 
-async function openBus(config: Config, metrics: Metrics, logger: Logger): Promise<Bus> {
+async function openBus(config: Config, logger: Logger): Promise<Bus> {
   if (config.redisUrl === undefined) return new MemoryBus();
   return RedisBus.connect({
     url: config.redisUrl,
@@ -80,7 +80,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
   let bus: Bus;
   try {
-    bus = await openBus(config, metrics, logger);
+    bus = await openBus(config, logger);
   } catch (error) {
     await store.close();
     throw error;

@@ -4,10 +4,8 @@
  * `options=-c search_path=…` and dropped at the end, so runs never see each other's rows.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, it } from 'node:test';
-import pg from 'pg';
 import type { RoomMessage } from '../../src/protocol/frames.js';
 import { postgresMigrations } from '../../src/store/migrations/postgres.js';
 import {
