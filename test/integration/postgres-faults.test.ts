@@ -41,6 +41,11 @@ describe('PostgreSQL goes away and comes back', () => {
     await schemas.dropAll();
   });
 
+  it('creates no demo project and prints no secret on PostgreSQL: only the listening line', () => {
+    assert.equal(server.printed.length, 1);
+    assert.match(server.printed[0] ?? '', /^socket-base listening on http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
   it('refuses sends with "Message could not be stored", delivers nothing unstored, and recovers by itself', async () => {
     const token = await signToken(project.jwtSecret, 'ann');
     const sender = await TestClient.connect(`${server.wsUrl}/ws/${project.hash}?jwt=${token}`);
