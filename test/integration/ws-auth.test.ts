@@ -210,6 +210,22 @@ describe('WebSocket: accepted tokens', () => {
     client.close();
   });
 
+  it('a socket whose token expires while it is open stays open and keeps working', async () => {
+    // Accepted within the tolerance, then past it a moment later.
+    const exp = nowSeconds() - 4;
+    const token = await signToken(project.jwtSecret, 'alice', { expiresIn: exp });
+    const client = await TestClient.connect(wsUrl(server, project.hash, token));
+    while (Date.now() < (exp + 5) * 1000 + 200) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await expectRefusedUrl(wsUrl(server, project.hash, token), 'Token expired', 4002);
+    await client.join('after-expiry');
+    client.send({ type: 'message', room: 'after-expiry', payload: 'still here' });
+    const [frame] = await client.collect('message', 1);
+    assert.equal(frame?.payload, 'still here');
+    client.close();
+  });
+
   it('a token with a future exp is accepted and its sub becomes the user', async () => {
     const token = await signToken(project.jwtSecret, 'ünïcødé 😀', { expiresIn: '1h' });
     const client = await TestClient.connect(wsUrl(server, project.hash, token));
