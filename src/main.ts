@@ -190,7 +190,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   if (config.adminToken === undefined) print(`Admin token (generated for this run): ${adminToken}`);
   if (config.databaseUrl.startsWith('sqlite:') && (await store.countProjects()) === 0) {
     const demo = await projects.create('demo');
-    const token = await signProjectToken(demo.jwtSecret, 'demo-user', '24h');
+    const token = signProjectToken(demo.jwtSecret, 'demo-user', '24h');
     print(
       [
         '',

@@ -4,17 +4,16 @@
  * topic, and every instance (this one included) drops its cache when it arrives.
  */
 import { randomBytes } from 'node:crypto';
-import { secretKey, type TokenCheck, verifyProjectToken } from '../auth/project-jwt.js';
+import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import type { ErrorCode } from '../errors.js';
 import type { Project, ProjectSummary, Store } from '../store/store.js';
 
 const MAX_CACHED_TOKENS_PER_PROJECT = 10_000;
-const CLOCK_TOLERANCE_MS = 5_000;
 
 interface CachedProject {
   project: Project;
-  key: Uint8Array;
+  verify: ProjectVerifier;
   tokens: Map<string, { sub: string; expiresAtMs: number | undefined }>;
 }
 
@@ -106,7 +105,7 @@ export class Projects {
       }
       cached.tokens.delete(token);
     }
-    const check: TokenCheck = await verifyProjectToken(token, cached.key);
+    const check = cached.verify(token);
     if (!check.ok) return check;
     if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
     cached.tokens.set(token, { sub: check.sub, expiresAtMs: check.expiresAtMs });
@@ -119,7 +118,11 @@ export class Projects {
     const generation = this.#generation;
     const project = await this.#store.getProject(hash);
     if (project === undefined) return undefined;
-    const entry: CachedProject = { project, key: secretKey(project.jwtSecret), tokens: new Map() };
+    const entry: CachedProject = {
+      project,
+      verify: projectVerifier(project.jwtSecret),
+      tokens: new Map(),
+    };
     if (generation === this.#generation) this.#cache.set(hash, entry);
     return entry;
   }
