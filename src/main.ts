@@ -120,6 +120,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     messaging,
     limits: config,
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
+    onClosed: (session) => {
+      metrics.connections.dec();
+      logger.debug({ connectionId: session.id }, 'connection closed');
+    },
     onRateLimited: () => metrics.rateLimited.inc({ via: 'ws' }),
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
   };
@@ -131,10 +135,6 @@ export async function startServer(config: Config, options: StartOptions): Promis
         { connectionId: session.id, project: session.project, user: session.user, address },
         'connection opened',
       );
-    },
-    onClose: (session) => {
-      metrics.connections.dec();
-      logger.debug({ connectionId: session.id }, 'connection closed');
     },
     onRefused: (reason, address) => {
       metrics.connectionsRefused.inc({ reason });

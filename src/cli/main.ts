@@ -100,11 +100,7 @@ async function run(argv: string[]): Promise<void> {
     if (!TTL.test(ttl)) throw new UsageError('--ttl must look like 3600, 90s, 30m, 1h or 7d');
     const project = await withProjects(config, (projects) => projects.get(hash));
     if (project === undefined) throw new UsageError(`Unknown project ${hash}`);
-    const token = signProjectToken(
-      project.jwtSecret,
-      user,
-      /^\d+$/.test(ttl) ? Number(ttl) : ttl,
-    );
+    const token = signProjectToken(project.jwtSecret, user, /^\d+$/.test(ttl) ? Number(ttl) : ttl);
     process.stdout.write(`${token}\n`);
     return;
   }

@@ -5,12 +5,11 @@
 import { ERRORS } from '../errors.js';
 import type { Projects } from '../tenancy/projects.js';
 import type { Connection } from '../transport/connection.js';
-import type { Admission, ClientHandler } from '../transport/ws-transport.js';
+import type { Admission } from '../transport/ws-transport.js';
 import { Session, type SessionContext } from './session.js';
 
 export interface GatewayEvents {
   onOpen(session: { id: string; project: string; user: string }, address: string): void;
-  onClose(session: { id: string }): void;
   onRefused(reason: string, address: string): void;
 }
 
@@ -41,15 +40,6 @@ export class Gateway {
     await this.#context.hub.add(session);
     session.greet();
     this.#events.onOpen(session, address);
-    const events = this.#events;
-    const handler: ClientHandler = {
-      onText: (text) => session.handleText(text),
-      onUnreadable: () => session.handleText(''),
-      onClose: () => {
-        session.closed();
-        events.onClose(session);
-      },
-    };
-    return { ok: true, handler };
+    return { ok: true, handler: session };
   };
 }

@@ -7,6 +7,7 @@ import { ERRORS, type ErrorCode, UserError } from '../errors.js';
 import { type ClientFrame, serverFrame } from '../protocol/frames.js';
 import { type ParseLimits, parseClientFrame } from '../protocol/parse.js';
 import type { Connection, PreparedFrame } from '../transport/connection.js';
+import type { ClientHandler } from '../transport/ws-transport.js';
 import type { Hub, Member } from './hub.js';
 import type { Messaging } from './messaging.js';
 import { TokenBucket } from './rate-limit.js';
@@ -22,6 +23,7 @@ export interface SessionContext {
     slowConsumerBytes: number;
   };
   onError(code: ErrorCode): void;
+  onClosed(session: Session): void;
   onRateLimited(): void;
   onSlowConsumer(): void;
 }
@@ -29,7 +31,8 @@ export interface SessionContext {
 const PONG = serverFrame({ type: 'pong' });
 const SLOW_CONSUMER_CLOSE = { code: 4009, reason: 'Slow consumer' };
 
-export class Session implements Member {
+/** A session is its socket's handler: the transport hands it the frames, one object per client. */
+export class Session implements Member, ClientHandler {
   readonly id = randomUUID();
   readonly rooms = new Set<string>();
   readonly project: string;
@@ -100,10 +103,20 @@ export class Session implements Member {
     this.#connection.close(code, reason);
   }
 
+  /** A binary frame whose bytes are not UTF-8 text. */
+  onUnreadable(): void {
+    this.handleText('');
+  }
+
+  onText(text: string): void {
+    this.handleText(text);
+  }
+
   /** The transport saw the socket end. */
-  closed(): void {
+  onClose(): void {
     this.#open = false;
     this.#context.hub.remove(this);
+    this.#context.onClosed(this);
   }
 
   /** Handles one frame; returns a promise only when later frames must wait for this one. */

@@ -15,6 +15,14 @@ import type {
 
 /** Most messages committed in one transaction; the rest wait for the next flush. */
 export const MAX_BATCH = 1000;
+/**
+ * While messages keep coming, a batch is committed at most this often: under load, a transaction
+ * then carries many messages (each commit costs as much as dozens of inserts). A message that comes
+ * when nothing was committed for this long is committed on the next turn of the event loop.
+ */
+export const BATCH_WINDOW_MS = 2;
+/** Messages inserted by one multi-row INSERT statement. */
+const ROWS_PER_INSERT = 32;
 /** How long a writer waits for another process's write lock before failing. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -52,6 +60,9 @@ const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
 export class SqliteStore implements Store {
   private readonly queue: Pending[] = [];
   private scheduled = false;
+  private lastCommitAt = 0;
+  /** Multi-row INSERT statements by row count, compiled on first use. */
+  private readonly inserts = new Map<number, Database.Statement<unknown[]>>();
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
@@ -82,7 +93,7 @@ export class SqliteStore implements Store {
   ) {
     this.sql = prepare(db);
     this.writeBatch = db.transaction((messages: NewMessage[], ts: number) =>
-      messages.map((message) => this.insert(message, ts)),
+      this.insertAll(messages, this.reserveSeqs(messages), ts),
     ).immediate;
     // Explicit deletes, so that removing a project does not hinge on the connection's
     // `foreign_keys` pragma; ON DELETE CASCADE in the schema is the safety net.
@@ -192,15 +203,19 @@ export class SqliteStore implements Store {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    // setImmediate, not a timer: a lone message waits one event-loop turn, and everything
-    // appended during that turn shares its transaction.
-    setImmediate(() => {
+    const run = (): void => {
       this.scheduled = false;
       this.flush();
-    });
+    };
+    const wait = BATCH_WINDOW_MS - (performance.now() - this.lastCommitAt);
+    // A lone message waits one event-loop turn (everything appended during that turn shares its
+    // transaction); under load, the next commit waits for the window to pass.
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
   }
 
   private flush(): void {
+    this.lastCommitAt = performance.now();
     const batch = this.queue.splice(0, MAX_BATCH);
     if (this.queue.length > 0) this.schedule();
     if (batch.length === 0) return;
@@ -250,25 +265,73 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  private insert(message: NewMessage, ts: number): RoomMessage {
-    const row = this.sql.nextSeq.get(message.project, message.room);
-    if (!row) throw new Error('Room counter upsert returned no row');
-    const { lastInsertRowid } = this.sql.insertMessage.run(
-      message.project,
-      message.room,
-      row.last_seq,
-      message.payload,
-      message.from,
-      ts,
-    );
-    return {
-      id: String(lastInsertRowid),
-      seq: row.last_seq,
-      room: message.room,
-      payload: message.payload,
-      from: message.from,
-      ts,
-    };
+  /**
+   * Takes the next seqs of every room in the batch, one counter update per room. Runs inside the
+   * writing transaction, which holds the file's write lock, so no other process can take the same
+   * seqs. Returns, for each message, its seq.
+   */
+  private reserveSeqs(messages: NewMessage[]): number[] {
+    const rooms = new Map<string, { project: string; room: string; count: number; next: number }>();
+    for (const { project, room } of messages) {
+      const key = `${project}\u0000${room}`;
+      const entry = rooms.get(key);
+      if (entry) entry.count++;
+      else rooms.set(key, { project, room, count: 1, next: 0 });
+    }
+    for (const entry of rooms.values()) {
+      const row = this.sql.reserveSeqs.get(entry.project, entry.room, entry.count, entry.count);
+      if (!row) throw new Error('Room counter upsert returned no row');
+      entry.next = row.last_seq - entry.count + 1;
+    }
+    return messages.map(({ project, room }) => {
+      const entry = rooms.get(`${project}\u0000${room}`) as { next: number };
+      return entry.next++;
+    });
+  }
+
+  /** Inserts the batch with multi-row statements; ids are consecutive within one statement. */
+  private insertAll(messages: NewMessage[], seqs: number[], ts: number): RoomMessage[] {
+    const stored: RoomMessage[] = [];
+    for (let start = 0; start < messages.length; start += ROWS_PER_INSERT) {
+      const rows = messages.slice(start, start + ROWS_PER_INSERT);
+      const values: unknown[] = [];
+      rows.forEach((message, i) => {
+        values.push(
+          message.project,
+          message.room,
+          seqs[start + i],
+          message.payload,
+          message.from,
+          ts,
+        );
+      });
+      // Under the transaction's write lock AUTOINCREMENT hands one statement's rows consecutive
+      // ids, in the order of its VALUES.
+      const last = Number(this.insertStatement(rows.length).run(...values).lastInsertRowid);
+      rows.forEach((message, i) => {
+        stored.push({
+          id: String(last - rows.length + 1 + i),
+          seq: seqs[start + i] as number,
+          room: message.room,
+          payload: message.payload,
+          from: message.from,
+          ts,
+        });
+      });
+    }
+    return stored;
+  }
+
+  private insertStatement(rows: number): Database.Statement<unknown[]> {
+    let statement = this.inserts.get(rows);
+    if (statement === undefined) {
+      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
+      statement = this.db.prepare<unknown[]>(
+        `INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES ${values}`,
+      );
+      this.inserts.set(rows, statement);
+    }
+    return statement;
   }
 
   private seqOf(project: string, room: string, id: string): number | undefined {
@@ -300,13 +363,10 @@ function prepare(db: Database.Database) {
     deleteProject: db.prepare<[string]>('DELETE FROM projects WHERE hash = ?'),
     // Runs inside the writing transaction, which holds the file's write lock, so the counter is
     // never read stale even when another process appends to the same room.
-    nextSeq: db.prepare<[string, string], { last_seq: number }>(
-      `INSERT INTO room_seq (project, room, last_seq) VALUES (?, ?, 1)
-       ON CONFLICT (project, room) DO UPDATE SET last_seq = last_seq + 1
+    reserveSeqs: db.prepare<[string, string, number, number], { last_seq: number }>(
+      `INSERT INTO room_seq (project, room, last_seq) VALUES (?, ?, ?)
+       ON CONFLICT (project, room) DO UPDATE SET last_seq = last_seq + ?
        RETURNING last_seq`,
-    ),
-    insertMessage: db.prepare<[string, string, number, string, string, number]>(
-      'INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     cursorSeq: db.prepare<[number, string, string], { seq: number }>(
       'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',

@@ -9,7 +9,11 @@ import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import type { ErrorCode } from '../errors.js';
 import type { Project, ProjectSummary, Store } from '../store/store.js';
 
-const MAX_CACHED_TOKENS_PER_PROJECT = 10_000;
+/**
+ * Verified tokens kept per project, for HTTP callers that send the same token on every request
+ * (a WebSocket checks its token once). Bounded, so that many connections do not pin their tokens.
+ */
+const MAX_CACHED_TOKENS_PER_PROJECT = 1024;
 
 interface CachedProject {
   project: Project;

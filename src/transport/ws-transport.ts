@@ -84,28 +84,47 @@ function flushCorked(): void {
 /** ws keeps the network socket in `_socket`; prepared frames are written to it directly. */
 type WithNetSocket = WebSocket & { _socket: Socket };
 
+/** Where a socket keeps its WsConnection, so that one set of listeners serves every socket. */
+const STATE = Symbol('socket-base connection');
+type TrackedSocket = WebSocket & { [STATE]: WsConnection };
+/** ws's typings give listeners `this: WebSocket`; ours know the socket carries its state. */
+type EventEmitterOf<T> = { on(event: string, listener: (this: T, ...args: never[]) => void): void };
+
 class WsConnection implements Connection {
   readonly #socket: WebSocket;
   readonly #net: Socket;
-  readonly #counts: { framesOut: number };
+  readonly options: WsTransportOptions;
   /** Bytes written this turn, held by the cork: not yet a sign of a slow reader. */
   #heldThisTurn = 0;
+  /** Set once the socket is admitted; frames that come before wait in `early`. */
+  handler: ClientHandler | undefined;
+  early: { data: Buffer; isBinary: boolean }[] | undefined = [];
+  closed = false;
+  /** A ping went out and neither a pong nor any frame came back since. */
+  awaitingPong = false;
 
-  constructor(socket: WebSocket, counts: { framesOut: number }) {
+  constructor(socket: WebSocket, options: WsTransportOptions) {
     this.#socket = socket;
     this.#net = (socket as WithNetSocket)._socket;
-    this.#counts = counts;
+    this.options = options;
+  }
+
+  receive(data: Buffer, isBinary: boolean): void {
+    const handler = this.handler;
+    if (handler === undefined) return;
+    if (isBinary && !isUtf8(data)) handler.onUnreadable();
+    else handler.onText(data.toString('utf8'));
   }
 
   send(text: string): void {
     if (this.#socket.readyState !== 1) return;
-    this.#counts.framesOut++;
+    this.options.counts.framesOut++;
     this.#socket.send(text, { binary: false });
   }
 
   sendPrepared(frame: PreparedFrame): void {
     if (this.#socket.readyState !== 1) return;
-    this.#counts.framesOut++;
+    this.options.counts.framesOut++;
     // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
     // never queues, so frames stay whole and in order on the socket.
     if (this.#net.writableCorked === 0) {
@@ -137,6 +156,29 @@ class WsConnection implements Connection {
   }
 }
 
+// One set of listeners for every socket (no closures per connection): `this` is the socket.
+function onMessage(this: TrackedSocket, data: Buffer, isBinary: boolean): void {
+  const connection = this[STATE];
+  connection.options.counts.framesIn++;
+  connection.awaitingPong = false;
+  if (connection.early !== undefined) connection.early.push({ data, isBinary });
+  else connection.receive(data, isBinary);
+}
+
+function onPong(this: TrackedSocket): void {
+  this[STATE].awaitingPong = false;
+}
+
+function onError(this: TrackedSocket, error: Error): void {
+  this[STATE].options.onError(error);
+}
+
+function onClose(this: TrackedSocket): void {
+  const connection = this[STATE];
+  connection.closed = true;
+  connection.handler?.onClose();
+}
+
 export class WsTransport {
   readonly #server = new WebSocketServer({
     noServer: true,
@@ -146,7 +188,6 @@ export class WsTransport {
   });
   readonly #options: WsTransportOptions;
   readonly #admit: Admit;
-  readonly #awaitingPong = new Set<WebSocket>();
   readonly #heartbeat: NodeJS.Timeout;
   #accepting = true;
 
@@ -214,28 +255,12 @@ export class WsTransport {
   }
 
   #open(socket: WebSocket, hash: string, token: string, address: string): void {
-    const connection = new WsConnection(socket, this.#options.counts);
-    let handler: ClientHandler | undefined;
-    let early: { data: Buffer; isBinary: boolean }[] | undefined = [];
-    let closed = false;
-    const receive = (data: Buffer, isBinary: boolean): void => {
-      if (handler === undefined) return;
-      if (isBinary && !isUtf8(data)) handler.onUnreadable();
-      else handler.onText(data.toString('utf8'));
-    };
-    socket.on('message', (data: Buffer, isBinary: boolean) => {
-      this.#options.counts.framesIn++;
-      this.#awaitingPong.delete(socket);
-      if (early !== undefined) early.push({ data, isBinary });
-      else receive(data, isBinary);
-    });
-    socket.on('pong', () => this.#awaitingPong.delete(socket));
-    socket.on('error', (error) => this.#options.onError(error));
-    socket.on('close', () => {
-      closed = true;
-      this.#awaitingPong.delete(socket);
-      handler?.onClose();
-    });
+    const connection = new WsConnection(socket, this.#options);
+    const tracked = Object.assign(socket, { [STATE]: connection }) as EventEmitterOf<TrackedSocket>;
+    tracked.on('message', onMessage);
+    tracked.on('pong', onPong);
+    tracked.on('error', onError);
+    tracked.on('close', onClose);
     this.#admit(connection, hash, token, address).then(
       (admission) => {
         if (!admission.ok) {
@@ -243,11 +268,11 @@ export class WsTransport {
           connection.close(admission.code, admission.message);
           return;
         }
-        handler = admission.handler;
-        const queued = early ?? [];
-        early = undefined;
-        for (const frame of queued) receive(frame.data, frame.isBinary);
-        if (closed) handler.onClose();
+        connection.handler = admission.handler;
+        const queued = connection.early ?? [];
+        connection.early = undefined;
+        for (const frame of queued) connection.receive(frame.data, frame.isBinary);
+        if (connection.closed) admission.handler.onClose();
       },
       (error: unknown) => {
         this.#options.onError(error);
@@ -258,12 +283,13 @@ export class WsTransport {
 
   #beat(): void {
     for (const socket of this.#server.clients) {
-      if (this.#awaitingPong.has(socket)) {
-        this.#awaitingPong.delete(socket);
+      const connection = (socket as TrackedSocket)[STATE];
+      if (connection === undefined) continue;
+      if (connection.awaitingPong) {
         socket.terminate();
         continue;
       }
-      this.#awaitingPong.add(socket);
+      connection.awaitingPong = true;
       socket.ping();
     }
   }
