@@ -87,8 +87,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
   }
   const projects = new Projects(store, bus);
   const messaging = new Messaging(store, bus, {
-    onAccepted: (kind, via) => metrics.messagesIn.inc({ kind, via }),
-    onPublished: () => metrics.busPublished.inc(),
+    onAccepted: (kind, via) => {
+      metrics.hot.messagesIn[kind][via]++;
+    },
+    onPublished: () => {
+      metrics.hot.busPublished++;
+    },
     onPublishFailed: (error) => logger.warn({ err: error }, 'stored message not published'),
   });
   let fanout: Fanout | undefined;
@@ -99,8 +103,13 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
   });
   fanout = new Fanout(hub, projects, prepareFrame, {
-    onDelivered: (kind, count) => metrics.deliveries.inc({ kind }, count),
-    onReceived: () => metrics.busReceived.inc(),
+    onDelivered: (kind, count) => {
+      if (kind === 'message') metrics.hot.messageDeliveries += count;
+      else metrics.hot.broadcastDeliveries += count;
+    },
+    onReceived: () => {
+      metrics.hot.busReceived++;
+    },
   });
   projects.onChange((event) => {
     if (event.kind === 'project-deleted') {

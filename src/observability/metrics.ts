@@ -11,6 +11,11 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export interface HotCounts {
   framesIn: number;
   framesOut: number;
+  messageDeliveries: number;
+  broadcastDeliveries: number;
+  busPublished: number;
+  busReceived: number;
+  messagesIn: Record<'message' | 'broadcast', Record<'ws' | 'http', number>>;
 }
 
 function scraped(read: () => number) {
@@ -20,9 +25,24 @@ function scraped(read: () => number) {
   };
 }
 
+function scrapedByLabels(read: () => [Record<string, string>, number][]) {
+  return function (this: Counter<string>) {
+    this.reset();
+    for (const [labels, value] of read()) this.inc(labels, value);
+  };
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  readonly hot: HotCounts = { framesIn: 0, framesOut: 0 };
+  readonly hot: HotCounts = {
+    framesIn: 0,
+    framesOut: 0,
+    messageDeliveries: 0,
+    broadcastDeliveries: 0,
+    busPublished: 0,
+    busReceived: 0,
+    messagesIn: { message: { ws: 0, http: 0 }, broadcast: { ws: 0, http: 0 } },
+  };
   readonly connections = new Gauge({
     name: 'socketbase_connections',
     help: 'Open WebSocket connections on this instance',
@@ -61,12 +81,24 @@ export class Metrics {
     help: 'Room messages and broadcasts accepted, by kind and transport',
     labelNames: ['kind', 'via'],
     registers: [this.registry],
+    collect: scrapedByLabels(() =>
+      (['message', 'broadcast'] as const).flatMap((kind) =>
+        (['ws', 'http'] as const).map((via): [Record<string, string>, number] => [
+          { kind, via },
+          this.hot.messagesIn[kind][via],
+        ]),
+      ),
+    ),
   });
   readonly deliveries = new Counter({
     name: 'socketbase_deliveries_total',
     help: 'Room messages and broadcasts delivered to connections, by kind',
     labelNames: ['kind'],
     registers: [this.registry],
+    collect: scrapedByLabels(() => [
+      [{ kind: 'message' }, this.hot.messageDeliveries],
+      [{ kind: 'broadcast' }, this.hot.broadcastDeliveries],
+    ]),
   });
   readonly storeBatchSize = new Histogram({
     name: 'socketbase_store_batch_size',
@@ -84,11 +116,13 @@ export class Metrics {
     name: 'socketbase_bus_published_total',
     help: 'Events published on the bus',
     registers: [this.registry],
+    collect: scraped(() => this.hot.busPublished),
   });
   readonly busReceived = new Counter({
     name: 'socketbase_bus_received_total',
     help: 'Events received from the bus',
     registers: [this.registry],
+    collect: scraped(() => this.hot.busReceived),
   });
   readonly busSubscriptions = new Gauge({
     name: 'socketbase_bus_subscriptions',
