@@ -175,6 +175,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     maxFrameBytes: config.maxFrameBytes,
     heartbeatMs: config.heartbeatMs,
     trustProxy: config.trustProxy,
+    addresses: logger.isLevelEnabled('debug'),
     errorFrame: (message) => serverFrame({ type: 'error', message }),
     counts: metrics.hot,
     onError: (error) => logger.debug({ err: error }, 'websocket error'),

@@ -36,6 +36,8 @@ export interface WsTransportOptions {
   heartbeatMs: number;
   /** Proxies whose X-Forwarded-For names the client (TRUST_PROXY). */
   trustProxy: string[];
+  /** Whether to look up each client's address (only logs use it: it costs a system call). */
+  addresses: boolean;
   /** Serialises the error frame sent before a refused socket is closed. */
   errorFrame(message: string): string;
   /** Frames in and out, counted as plain numbers (read when metrics are scraped). */
@@ -242,15 +244,16 @@ export class WsTransport {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = request.url ?? '';
+    const query = url.indexOf('?');
     let hash: string;
     try {
       hash = decodeURIComponent(match[1] ?? '');
     } catch {
       hash = '';
     }
-    const token = url.searchParams.get('jwt') ?? '';
-    const address = clientAddress(request, this.#options.trustProxy);
+    const token = query === -1 ? '' : (new URLSearchParams(url.slice(query + 1)).get('jwt') ?? '');
+    const address = this.#options.addresses ? clientAddress(request, this.#options.trustProxy) : '';
     this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token, address));
   }
 
