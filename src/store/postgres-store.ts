@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { RoomMessage } from '../protocol/frames.js';
+import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import type {
   HistoryQuery,
@@ -35,8 +36,6 @@ const MIGRATION_LOCK = 0x736b62;
 // exception (22), integrity constraint (23: a deleted project), transaction rollback (40: a
 // deadlock). Retrying such a batch message by message isolates the faulty ones.
 const MESSAGE_FAULT = /^(22|23|40)/;
-const LONE_SURROGATE = /\p{Cs}/u;
-const LONE_SURROGATES = /\p{Cs}/gu;
 const MESSAGE_ID = /^[1-9][0-9]{0,18}$/;
 const MAX_BIGINT = 9223372036854775807n;
 
@@ -49,12 +48,9 @@ export interface PostgresStoreOptions extends StoreStats {
   queryTimeoutMs?: number;
 }
 
-interface Pending {
-  message: NewMessage;
+interface Pending extends PendingAppend {
   /** The payload as UTF-8, as stored. */
   bytes: Buffer;
-  resolve: (message: RoomMessage) => void;
-  reject: (error: unknown) => void;
 }
 
 interface MessageRow {
@@ -221,11 +217,7 @@ export class PostgresStore implements Store {
     if (hasNul(message.project) || hasNul(message.room) || hasNul(message.from)) {
       return Promise.reject(new Error('PostgreSQL cannot store a room or sender containing NUL'));
     }
-    // What Buffer.from does to a lone surrogate, done to the string too, so that what append
-    // answers is exactly what history gives back.
-    const payload = LONE_SURROGATE.test(message.payload)
-      ? message.payload.replace(LONE_SURROGATES, '\uFFFD')
-      : message.payload;
+    const payload = storablePayload(message.payload);
     return new Promise((resolve, reject) => {
       this.queue.push({
         message: { ...message, payload },
@@ -396,17 +388,7 @@ export class PostgresStore implements Store {
       return { error };
     }
     const seconds = (performance.now() - started) / 1000;
-    // In queue order, which is seq order within each room.
-    batch.forEach((pending, i) => {
-      const message = stored[i];
-      if (message) pending.resolve(message);
-      else pending.reject(new Error('Message was not stored'));
-    });
-    try {
-      this.options.onBatch?.(batch.length, seconds);
-    } catch {
-      // Metrics must never fail messages that are already committed.
-    }
+    settleBatch(batch, stored, seconds, this.options.onBatch);
     return undefined;
   }
 

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import type { RoomMessage } from '../protocol/frames.js';
+import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import type {
   HistoryQuery,
@@ -29,15 +30,9 @@ const BUSY_TIMEOUT_MS = 5000;
 // Errors that say the database, not the message, is at fault: retrying the messages of a failed
 // batch one by one would only fail (or wait for the lock) once per message.
 const STORE_FAULT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM)/;
-const LONE_SURROGATE = /\p{Cs}/u;
-const LONE_SURROGATES = /\p{Cs}/gu;
 const MESSAGE_ID = /^[1-9][0-9]{0,15}$/;
 
-interface Pending {
-  message: NewMessage;
-  resolve: (message: RoomMessage) => void;
-  reject: (error: unknown) => void;
-}
+type Pending = PendingAppend;
 
 interface MessageRow {
   id: number;
@@ -138,12 +133,7 @@ export class SqliteStore implements Store {
 
   append(message: NewMessage): Promise<RoomMessage> {
     if (this.closing) return Promise.reject(new Error('Store is closed'));
-    // SQLite stores TEXT as UTF-8, which cannot hold a lone UTF-16 surrogate; each becomes U+FFFD
-    // here, so that what append answers is exactly what history gives back. Every well-formed
-    // string, NUL included, is stored and returned unchanged.
-    const payload = LONE_SURROGATE.test(message.payload)
-      ? message.payload.replace(LONE_SURROGATES, '\uFFFD')
-      : message.payload;
+    const payload = storablePayload(message.payload);
     return new Promise((resolve, reject) => {
       this.queue.push({ message: { ...message, payload }, resolve, reject });
       this.schedule();
@@ -251,17 +241,7 @@ export class SqliteStore implements Store {
       return { error };
     }
     const seconds = (performance.now() - started) / 1000;
-    // In queue order, which is seq order within each room.
-    batch.forEach((pending, i) => {
-      const message = stored[i];
-      if (message) pending.resolve(message);
-      else pending.reject(new Error('Message was not stored'));
-    });
-    try {
-      this.options.onBatch?.(batch.length, seconds);
-    } catch {
-      // Metrics must never fail messages that are already committed.
-    }
+    settleBatch(batch, stored, seconds, this.options.onBatch);
     return undefined;
   }
 
