@@ -1,0 +1,121 @@
+/** What the controller and the load workers say to each other over the IPC channel. */
+import type { HistogramData } from './histogram.js';
+
+/** `plain`: socket-base's JSON frames (also the minimal ws and uWS servers); `socketio`: engine.io v4. */
+export type Protocol = 'plain' | 'socketio';
+
+/** Signs a distinct JWT for the connection (socket-base): the path becomes /ws/HASH?jwt=TOKEN. */
+export interface ConnAuth {
+  hash: string;
+  secret: string;
+  sub: string;
+}
+
+export interface ConnSpec {
+  port: number;
+  room: string;
+  /** Accounting key of the room (project/room), unique across projects. */
+  roomKey: string;
+  auth?: ConnAuth | undefined;
+  localAddress?: string | undefined;
+}
+
+export interface ConnectCommand {
+  cmd: 'connect';
+  protocol: Protocol;
+  conns: ConnSpec[];
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export interface BeginCommand {
+  cmd: 'begin';
+  step: number;
+}
+
+export interface PublishCommand {
+  cmd: 'publish';
+  step: number;
+  /** Messages per second from this worker, spread over its senders in turn. */
+  rate: number;
+  durationMs: number;
+  /** Indexes into this worker's connections (in the order they were given). */
+  senders: number[];
+  payloadBytes: number;
+}
+
+export interface HttpCommand {
+  cmd: 'http';
+  step: number;
+  port: number;
+  auth: ConnAuth;
+  room: string;
+  roomKey: string;
+  concurrency: number;
+  durationMs: number;
+  payloadBytes: number;
+}
+
+export interface CollectCommand {
+  cmd: 'collect';
+}
+
+export interface CloseCommand {
+  cmd: 'close';
+}
+
+export type Command = (
+  | ConnectCommand
+  | BeginCommand
+  | PublishCommand
+  | HttpCommand
+  | CollectCommand
+  | CloseCommand
+) & { id: number };
+
+export interface ConnectReply {
+  ready: number;
+  failed: number;
+  errors: string[];
+  elapsedMs: number;
+}
+
+export interface PublishReply {
+  sent: Record<string, number>;
+  elapsedMs: number;
+  /** Messages the worker could not send on time (it fell behind its schedule). */
+  behind: number;
+}
+
+export interface HttpReply {
+  sent: Record<string, number>;
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+  latency: HistogramData;
+  elapsedMs: number;
+}
+
+export interface RoomCount {
+  /** Open members of the room on this worker. */
+  open: number;
+  /** Deliveries of the current step received by the open members. */
+  received: number;
+}
+
+export interface CollectReply {
+  rooms: Record<string, RoomCount>;
+  latency: HistogramData;
+  /** Deliveries of an earlier step that arrived during this one. */
+  late: number;
+  /** Closes by the server since the worker started, by code. */
+  closes: Record<string, number>;
+  /** Error frames since the worker started, by message. */
+  errors: Record<string, number>;
+  /** Hrtime (µs) of the last delivery of the current step. */
+  lastDeliveryUs: number;
+}
+
+export type Reply =
+  | { id: number; ok: true; result: ConnectReply | PublishReply | HttpReply | CollectReply | null }
+  | { id: number; ok: false; error: string };
