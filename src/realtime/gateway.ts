@@ -4,8 +4,7 @@
  */
 import { ERRORS } from '../errors.js';
 import type { Projects } from '../tenancy/projects.js';
-import type { Connection } from '../transport/connection.js';
-import type { Admission } from '../transport/ws-transport.js';
+import type { Admission, Connection } from '../transport/connection.js';
 import { Session, type SessionContext } from './session.js';
 
 export interface GatewayEvents {

@@ -21,3 +21,22 @@ export interface Connection {
   /** Bytes queued for this client and not yet written to the network. */
   readonly backlog: number;
 }
+
+/** What the transport hands an admitted socket's frames to. */
+export interface ClientHandler {
+  onText(text: string): void;
+  /** A binary frame whose bytes are not UTF-8 text. */
+  onUnreadable(): void;
+  onClose(): void;
+}
+
+export type Admission =
+  | { ok: true; handler: ClientHandler }
+  | { ok: false; message: string; code: number };
+
+export type Admit = (
+  connection: Connection,
+  hash: string,
+  token: string,
+  address: string,
+) => Promise<Admission>;

@@ -10,26 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as wsModule from 'ws';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { Connection, PreparedFrame } from './connection.js';
-
-/** What the transport hands an admitted socket's frames to. */
-export interface ClientHandler {
-  onText(text: string): void;
-  /** A binary frame whose bytes are not UTF-8 text. */
-  onUnreadable(): void;
-  onClose(): void;
-}
-
-export type Admission =
-  | { ok: true; handler: ClientHandler }
-  | { ok: false; message: string; code: number };
-
-export type Admit = (
-  connection: Connection,
-  hash: string,
-  token: string,
-  address: string,
-) => Promise<Admission>;
+import type { Admit, ClientHandler, Connection, PreparedFrame } from './connection.js';
 
 export interface WsTransportOptions {
   maxFrameBytes: number;
