@@ -52,20 +52,15 @@ export function prepareFrame(text: string): PreparedFrame {
 }
 
 /**
- * Writes to many sockets within one turn of the event loop are coalesced. A socket's first
- * prepared frame of a turn is written at once (the common case of one message at a time costs one
- * plain write); from its second frame on, the socket is corked, and every corked socket is
- * uncorked once, on the next turn, so a burst of frames to one client costs one write to the
- * network rather than one per frame.
+ * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
+ * first prepared frame and every corked socket is uncorked once, on the next turn, so a burst of
+ * frames to one client costs one write to the network rather than one per frame.
  */
 const corked: WsConnection[] = [];
-/** Counts turns in which prepared frames were written; bumped by the end-of-turn flush. */
-let turn = 0;
 let flushScheduled = false;
 
-function endTurn(): void {
+function flushCorked(): void {
   flushScheduled = false;
-  turn++;
   for (const connection of corked.splice(0)) connection.uncork();
 }
 
@@ -82,10 +77,8 @@ class WsConnection implements Connection {
   readonly #socket: WebSocket;
   readonly #net: Socket;
   readonly options: WsTransportOptions;
-  /** Bytes written this turn: not yet a sign of a slow reader. */
+  /** Bytes written this turn, held by the cork: not yet a sign of a slow reader. */
   #heldThisTurn = 0;
-  /** The turn of this socket's last prepared frame. */
-  #turn = -1;
   /** Set once the socket is admitted; frames that come before wait in `early`. */
   handler: ClientHandler | undefined;
   early: { data: Buffer; isBinary: boolean }[] | undefined = [];
@@ -117,16 +110,14 @@ class WsConnection implements Connection {
     this.options.counts.framesOut++;
     // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
     // never queues, so frames stay whole and in order on the socket.
-    if (this.#turn !== turn) {
-      this.#turn = turn;
+    if (this.#net.writableCorked === 0) {
+      this.#net.cork();
       this.#heldThisTurn = 0;
+      corked.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
-        setImmediate(endTurn);
+        setImmediate(flushCorked);
       }
-    } else if (this.#net.writableCorked === 0) {
-      this.#net.cork();
-      corked.push(this);
     }
     this.#heldThisTurn += frame.length;
     this.#net.write(frame);
@@ -144,8 +135,7 @@ class WsConnection implements Connection {
 
   /** What earlier turns left unsent: the client is not reading fast enough. */
   get backlog(): number {
-    const buffered = this.#socket.bufferedAmount;
-    return this.#turn === turn ? buffered - this.#heldThisTurn : buffered;
+    return this.#socket.bufferedAmount - this.#heldThisTurn;
   }
 }
 
