@@ -100,9 +100,8 @@ class WsConnection implements Connection {
   }
 
   send(text: string): void {
-    if (this.#socket.readyState !== 1) return;
-    this.options.counts.framesOut++;
-    this.#socket.send(text, { binary: false });
+    // The same path as shared frames: one buffer, coalesced with the turn's other frames.
+    this.sendPrepared(prepareFrame(text));
   }
 
   sendPrepared(frame: PreparedFrame): void {
