@@ -47,3 +47,23 @@ export interface Bus {
   healthy(): boolean;
   close(): Promise<void>;
 }
+
+/**
+ * Hands an event to every handler. A failing handler neither starves the others nor vanishes: its
+ * error is rethrown outside the bus, as an uncaught exception (a bug in a receiver, not a bus fault).
+ */
+export function callHandlers(
+  handlers: readonly BusHandler[],
+  topic: string,
+  event: BusEvent,
+): void {
+  for (const handler of handlers) {
+    try {
+      handler(topic, event);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+}

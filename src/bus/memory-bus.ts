@@ -1,4 +1,4 @@
-import type { Bus, BusEvent, BusHandler } from './bus.js';
+import { type Bus, type BusEvent, type BusHandler, callHandlers } from './bus.js';
 
 /**
  * The Bus for a single process: the publisher and every subscriber are this one instance.
@@ -61,15 +61,6 @@ export class MemoryBus implements Bus {
 
   #deliver(topic: string, event: BusEvent): void {
     if (!this.#topics.has(topic)) return;
-    for (const handler of this.#handlers) {
-      try {
-        handler(topic, event);
-      } catch (err) {
-        // A failing handler must neither starve the others nor vanish: surface it as uncaught.
-        process.nextTick(() => {
-          throw err;
-        });
-      }
-    }
+    callHandlers(this.#handlers, topic, event);
   }
 }

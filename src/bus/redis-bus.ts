@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { Bus, BusEvent, BusHandler } from './bus.js';
+import { type Bus, type BusEvent, type BusHandler, callHandlers } from './bus.js';
 
 export interface RedisBusHooks {
   /** An event was taken by Redis. */
@@ -200,16 +200,7 @@ export class RedisBus implements Bus {
       return;
     }
     this.#hooks.onReceive?.();
-    for (const handler of this.#handlers) {
-      try {
-        handler(topic, event);
-      } catch (err) {
-        // A failing handler must neither starve the others nor vanish: surface it as uncaught.
-        process.nextTick(() => {
-          throw err;
-        });
-      }
-    }
+    callHandlers(this.#handlers, topic, event);
   }
 
   #decode(message: Buffer): BusEvent | undefined {

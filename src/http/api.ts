@@ -176,21 +176,9 @@ export class ApiRoutes {
       return fail('storeUnavailable');
     }
     if (messages === undefined) return fail('unknownMessageId');
-    sendJson(
-      response,
-      200,
-      {
-        messages: messages.map((m) => ({
-          id: m.id,
-          seq: m.seq,
-          room: m.room,
-          payload: m.payload,
-          from: m.from,
-          ts: m.ts,
-        })),
-      },
-      cors,
-    );
+    // Stores build each message with the keys in the documented order: id, seq, room, payload,
+    // from, ts.
+    sendJson(response, 200, { messages }, cors);
   }
 
   #bucket(caller: Caller): TokenBucket {

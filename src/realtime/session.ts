@@ -102,7 +102,10 @@ export class Session implements Member, ClientHandler {
     this.#connection.close(code, reason);
   }
 
-  /** A binary frame whose bytes are not UTF-8 text. */
+  /**
+   * A binary frame whose bytes are not UTF-8 text: it goes through the same path as any frame (rate
+   * limit, then parsing), where no text is no JSON, so it is answered `Invalid JSON`.
+   */
   onUnreadable(): void {
     this.handleText('');
   }
