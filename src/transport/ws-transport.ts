@@ -127,6 +127,11 @@ class WsConnection implements Connection {
     this.#net.uncork();
   }
 
+  /** Sends the handshake's answer, held back since the upgrade, with the frames admission wrote. */
+  releaseHandshake(): void {
+    if (this.#net.writableCorked > 0) this.uncork();
+  }
+
   close(code: number, reason: string): void {
     if (this.#socket.readyState >= 2) return;
     this.#socket.close(code, reason);
@@ -234,6 +239,9 @@ export class WsTransport {
     }
     const token = query === -1 ? '' : (new URLSearchParams(url.slice(query + 1)).get('jwt') ?? '');
     const address = this.#options.addresses ? clientAddress(request, this.#options.trustProxy) : '';
+    // The 101 answer waits for admission, so that it leaves with the `connected` frame (or the
+    // refusal) in one write instead of two: a write costs more than the handshake's hashing.
+    socket.cork();
     this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token, address));
   }
 
@@ -249,9 +257,11 @@ export class WsTransport {
         if (!admission.ok) {
           connection.send(this.#options.errorFrame(admission.message));
           connection.close(admission.code, admission.message);
+          connection.releaseHandshake();
           return;
         }
         connection.handler = admission.handler;
+        connection.releaseHandshake();
         const queued = connection.early ?? [];
         connection.early = undefined;
         for (const frame of queued) connection.receive(frame.data, frame.isBinary);
@@ -260,6 +270,7 @@ export class WsTransport {
       (error: unknown) => {
         this.#options.onError(error);
         connection.close(1011, 'Internal error');
+        connection.releaseHandshake();
       },
     );
   }

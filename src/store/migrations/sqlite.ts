@@ -44,4 +44,12 @@ export const sqliteMigrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'seqs from the messages index, no counter rows',
+    // A room's next seq is max(seq) + 1 under the write lock, read from UNIQUE (project, room, seq).
+    // The counter row always held that same number, and updating it dirtied one more page per
+    // commit: about half of what a commit of a few messages wrote to the WAL.
+    sql: 'DROP TABLE room_seq;',
+  },
 ];
