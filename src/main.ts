@@ -24,7 +24,7 @@ import { Messaging } from './realtime/messaging.js';
 import type { SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import type { Store } from './store/store.js';
+import type { Store, StoreStats } from './store/store.js';
 import { Projects } from './tenancy/projects.js';
 import { prepareFrame, WsTransport } from './transport/ws-transport.js';
 
@@ -44,16 +44,12 @@ export interface StartOptions {
   print?: (text: string) => void;
 }
 
-export interface StoreHooks {
-  onBatch(size: number, seconds: number): void;
-}
-
-export async function openStore(config: Config, hooks: StoreHooks): Promise<Store> {
+export async function openStore(config: Config, hooks: StoreStats): Promise<Store> {
   const url = config.databaseUrl;
   if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), { onBatch: hooks.onBatch });
+    return SqliteStore.open(url.slice('sqlite:'.length), hooks);
   }
-  return PostgresStore.open(url, { onBatch: hooks.onBatch });
+  return PostgresStore.open(url, hooks);
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
@@ -77,6 +73,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       metrics.storeBatchSize.observe(size);
       metrics.storeCommitSeconds.observe(seconds);
     },
+    onFault: (error, what) => logger.error({ err: error }, what),
   });
   let bus: Bus;
   try {

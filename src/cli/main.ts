@@ -25,7 +25,7 @@ class UsageError extends Error {}
 const TTL = /^\d+(s|m|h|d)?$/;
 
 async function withProjects<T>(config: Config, work: (projects: Projects) => Promise<T>) {
-  const store = await openStore(config, { onBatch: () => undefined });
+  const store = await openStore(config, {});
   const bus = new MemoryBus();
   try {
     return await work(new Projects(store, bus));

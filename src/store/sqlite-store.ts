@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { RoomMessage } from '../protocol/frames.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type {
   HistoryQuery,
   NewMessage,
@@ -26,6 +27,10 @@ export const BATCH_WINDOW_MS = 2;
 const ROWS_PER_INSERT = 32;
 /** How long a writer waits for another process's write lock before failing. */
 const BUSY_TIMEOUT_MS = 5000;
+/** Commits within this long share one checkpoint, run by a worker thread. */
+const CHECKPOINT_DELAY_MS = 100;
+/** WAL pages (4 KiB) past which the writer finishes a checkpoint itself, so that the WAL rewinds. */
+const MAX_WAL_FRAMES = 10_000;
 
 // Errors that say the database, not the message, is at fault: retrying the messages of a failed
 // batch one by one would only fail (or wait for the lock) once per message.
@@ -75,7 +80,15 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new SqliteStore(db, options);
+      const checkpointer =
+        path === ':memory:' || path === ''
+          ? undefined
+          : new SqliteCheckpointer(db, path, {
+              delayMs: CHECKPOINT_DELAY_MS,
+              maxWalFrames: MAX_WAL_FRAMES,
+              onError: (error) => options.onFault?.(error, 'SQLite checkpoint worker failed'),
+            });
+      return new SqliteStore(db, options, checkpointer);
     } catch (error) {
       db.close();
       throw error;
@@ -85,6 +98,7 @@ export class SqliteStore implements Store {
   private constructor(
     private readonly db: Database.Database,
     private readonly options: StoreStats,
+    private readonly checkpointer: SqliteCheckpointer | undefined,
   ) {
     this.sql = prepare(db);
     this.writeBatch = db.transaction((messages: NewMessage[], ts: number) =>
@@ -184,6 +198,7 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       while (this.queue.length > 0) this.flush();
+      await this.checkpointer?.close();
       this.db.close();
     })();
     return this.closing;
@@ -240,6 +255,7 @@ export class SqliteStore implements Store {
       return { error };
     }
     const seconds = (performance.now() - started) / 1000;
+    this.checkpointer?.committed();
     settleBatch(batch, stored, seconds, this.options.onBatch);
     return undefined;
   }

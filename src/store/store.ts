@@ -46,6 +46,8 @@ export interface HistoryQuery {
 export interface StoreStats {
   /** Called once per committed batch with its size and how long the commit took. */
   onBatch?: (size: number, seconds: number) => void;
+  /** A fault the store worked around (it carries on), worth a line in the log. */
+  onFault?: (error: unknown, what: string) => void;
 }
 
 export interface Store {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -160,6 +160,63 @@ describe('SqliteStore', () => {
       migrationVersions(path),
       sqliteMigrations.map((m) => m.version),
     );
+  });
+
+  it('continues the seqs of a file written before the counter rows were dropped', async () => {
+    const path = newFile();
+    mkdirSync(dirname(path), { recursive: true });
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    const first = sqliteMigrations.find((m) => m.version === 1);
+    assert.ok(first);
+    old.exec(first.sql);
+    old.exec(
+      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+        applied_at TEXT NOT NULL) STRICT;
+       INSERT INTO schema_migrations VALUES (1, 'v1', '1970-01-01T00:00:00.000Z');
+       INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+       INSERT INTO room_seq VALUES ('p1', 'kept', 2);
+       INSERT INTO messages (project, room, seq, payload, sender, ts)
+         VALUES ('p1', 'kept', 1, 'a', 'bob', 1), ('p1', 'kept', 2, 'b', 'bob', 2);`,
+    );
+    old.close();
+    const store = SqliteStore.open(path);
+    try {
+      assert.equal(await store.lastSeq(project.hash, 'kept'), 2);
+      const [third, other] = await Promise.all([
+        store.append({ project: project.hash, room: 'kept', payload: 'c', from: 'bob' }),
+        store.append({ project: project.hash, room: 'new', payload: 'd', from: 'bob' }),
+      ]);
+      assert.equal(third?.seq, 3);
+      assert.equal(other?.seq, 1);
+      assert.deepEqual(
+        (await store.history(project.hash, 'kept', { limit: 10 }))?.map((m) => m.payload),
+        ['a', 'b', 'c'],
+      );
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual(
+      migrationVersions(path),
+      sqliteMigrations.map((m) => m.version),
+    );
+  });
+
+  it('copies the WAL back into the database file from its worker thread, not in commits', async () => {
+    const path = newFile();
+    const store = await openWithProject(path);
+    try {
+      const empty = statSync(path).size;
+      // A few hundred WAL pages: under the 1,000 at which SQLite would checkpoint in a commit.
+      for (let round = 0; round < 3; round++) await appendMany(store, `room-${round}`, 500);
+      const deadline = Date.now() + 2000;
+      while (statSync(path).size <= empty + 64 * 1024 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(statSync(path).size > empty + 64 * 1024, 'the database file took the pages');
+    } finally {
+      await store.close();
+    }
   });
 
   it('two stores on one file appending into one room at once keep seq gapless', async () => {
