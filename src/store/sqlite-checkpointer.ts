@@ -5,9 +5,10 @@
  * with its own connection copies the WAL back into the file a little after commits.
  *
  * A checkpoint running beside the writer cannot let the WAL start over while commits keep coming
- * (SQLite rewinds it only when a write begins with every frame copied back), so a WAL that grows
- * past `maxWalFrames` is finished by the writer itself, between two commits: the worker has copied
- * nearly all of it by then, and the log rewinds at the next commit.
+ * (SQLite rewinds it only when a write begins with every frame copied back), so when the worker
+ * reports a WAL past `maxWalFrames`, the writer finishes that checkpoint itself at once, between
+ * two commits: only the frames of the last few milliseconds are left to sync and copy, and the log
+ * rewinds at the next commit.
  */
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
@@ -16,11 +17,13 @@ import type { CheckpointRequest, CheckpointResult } from './sqlite-checkpoint-wo
 export interface CheckpointerOptions {
   /** How long after a commit the worker checkpoints (commits in between share it). */
   delayMs: number;
-  /** WAL size, in pages, past which the writer finishes the checkpoint itself. */
+  /** WAL size, in pages, past which the writer finishes a checkpoint itself. */
   maxWalFrames: number;
   onError(error: unknown): void;
 }
 
+/** At most this many commits left uncopied by the worker for the writer to finish them itself. */
+const FINISH_BEHIND_COMMITS = 4;
 /** SQLite's default threshold for the writer's own checkpoint, restored if the worker fails. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 
@@ -30,9 +33,8 @@ export class SqliteCheckpointer {
   readonly #worker: Worker;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
-  /** A commit came while a checkpoint ran: another one follows. */
-  #again = false;
-  #walFrames = 0;
+  /** Commits while a checkpoint ran: their frames are what it left to copy. */
+  #commitsWhileRunning = 0;
   #failed = false;
   #closed: Promise<void> | undefined;
 
@@ -54,13 +56,8 @@ export class SqliteCheckpointer {
   /** Called after each commit, on the writer's thread, between transactions. */
   committed(): void {
     if (this.#failed || this.#closed !== undefined) return;
-    if (this.#walFrames > this.#options.maxWalFrames) {
-      // Nearly everything is copied already: this finishes the rest and lets the WAL rewind.
-      this.#walFrames = 0;
-      this.#db.pragma('wal_checkpoint(PASSIVE)');
-    }
     if (this.#running) {
-      this.#again = true;
+      this.#commitsWhileRunning++;
       return;
     }
     if (this.#timer !== undefined) return;
@@ -90,14 +87,28 @@ export class SqliteCheckpointer {
     this.#timer = undefined;
     if (this.#closed !== undefined || this.#failed) return;
     this.#running = true;
-    this.#again = false;
+    this.#commitsWhileRunning = 0;
     this.#post({ kind: 'checkpoint' });
   }
 
   #done(result: CheckpointResult): void {
     this.#running = false;
-    this.#walFrames = result.log;
-    if (this.#again) this.committed();
+    const behind = this.#commitsWhileRunning;
+    this.#commitsWhileRunning = 0;
+    if (this.#closed !== undefined) return;
+    if (result.log > this.#options.maxWalFrames) {
+      if (behind <= FINISH_BEHIND_COMMITS || result.log > this.#options.maxWalFrames * 4) {
+        // All but a few commits are synced and copied: finishing them here is short (a small
+        // fsync), and the WAL rewinds at the next commit. Past four times the limit, the writer
+        // outruns the worker: it pays for the rest itself, so that the WAL stays bounded.
+        this.#db.pragma('wal_checkpoint(PASSIVE)');
+      } else {
+        // Much came in meanwhile: the worker goes again at once, with less left each round.
+        this.#request();
+      }
+      return;
+    }
+    if (behind > 0) this.committed();
   }
 
   #post(request: CheckpointRequest): void {

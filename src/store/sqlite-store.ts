@@ -27,10 +27,15 @@ export const BATCH_WINDOW_MS = 2;
 const ROWS_PER_INSERT = 32;
 /** How long a writer waits for another process's write lock before failing. */
 const BUSY_TIMEOUT_MS = 5000;
-/** Commits within this long share one checkpoint, run by a worker thread. */
-const CHECKPOINT_DELAY_MS = 100;
+/**
+ * Commits within this long share one checkpoint, run by a worker thread: a page written by many
+ * commits is copied back once.
+ */
+const CHECKPOINT_DELAY_MS = 500;
 /** WAL pages (4 KiB) past which the writer finishes a checkpoint itself, so that the WAL rewinds. */
-const MAX_WAL_FRAMES = 10_000;
+const MAX_WAL_FRAMES = 4000;
+/** Upper bound of SQLite's page cache, per connection: the newest pages of some 4,000 rooms. */
+const PAGE_CACHE_KIB = 16 * 1024;
 
 // Errors that say the database, not the message, is at fault: retrying the messages of a failed
 // batch one by one would only fail (or wait for the lock) once per message.
@@ -79,6 +84,10 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
+      // SQLite's default page cache (2 MiB) is smaller than the pages a busy server touches again
+      // and again (the newest index page of each active room): past it, a commit reads them back
+      // from the file. This is a ceiling, filled only as pages are used.
+      db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       migrate(db);
       const checkpointer =
         path === ':memory:' || path === ''

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { RoomMessage } from '../../src/protocol/frames.js';
 import { sqliteMigrations } from '../../src/store/migrations/sqlite.js';
+import { SqliteCheckpointer } from '../../src/store/sqlite-checkpointer.js';
 import { MAX_BATCH, SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Project, StoreStats } from '../../src/store/store.js';
 import { storeContract } from './store.contract.js';
@@ -332,3 +333,44 @@ const { parentPort, workerData: d } = require('node:worker_threads');
   parentPort.postMessage(seqs);
 })();
 `;
+
+describe('SqliteCheckpointer', () => {
+  it('keeps the WAL bounded while commits never stop', async () => {
+    const path = newFile();
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
+    const faults: unknown[] = [];
+    const checkpointer = new SqliteCheckpointer(db, path, {
+      delayMs: 5,
+      maxWalFrames: 200,
+      onError: (error) => faults.push(error),
+    });
+    const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
+    const body = Buffer.alloc(3000, 1);
+    let written = 0;
+    try {
+      // 20,000 pages of rows (80 MiB), a commit every event-loop turn: never a pause long enough for a
+      // checkpoint running beside the writer to finish before the next commit.
+      const deadline = Date.now() + 20_000;
+      while (written < 20_000 && Date.now() < deadline) {
+        db.transaction(() => {
+          for (let i = 0; i < 4; i++) insert.run(body);
+        })();
+        written += 4;
+        checkpointer.committed();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const walBytes = statSync(`${path}-wal`).size;
+      assert.equal(written, 20_000);
+      // Without the writer finishing checkpoints, the WAL takes every page: over 100 MiB.
+      assert.ok(walBytes < 48 * 1024 * 1024, `WAL grew to ${walBytes} bytes`);
+      assert.deepEqual(faults, []);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
+  });
+});
