@@ -71,6 +71,12 @@ export interface StepResult {
 
 const DRAIN_IDLE_MS = 1000;
 const MIN_DRAIN_MS = 3000;
+/**
+ * Idle time before the half-rate step, which comes right after the overloaded ones: it measures
+ * latency under a steady moderate load, not the recovery from an overload (a server with work in
+ * the background, such as copying its WAL back, would still be doing it).
+ */
+const SETTLE_BEFORE_HALF_MS = 3000;
 /** A publisher that missed more than this share of its schedule could not drive the rate. */
 const BEHIND_SHARE = 0.01;
 
@@ -287,6 +293,7 @@ export class Traffic {
     }
     let half: StepResult | undefined;
     if (plan.halfStep && best !== undefined) {
+      await sleep(Math.min(SETTLE_BEFORE_HALF_MS, sizes.stepMs));
       half = await this.#measured(Math.max(1, Math.round(best.rate / 2)));
       steps.push(half);
     }
