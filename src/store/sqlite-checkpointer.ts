@@ -101,7 +101,12 @@ export class SqliteCheckpointer {
         // All but a few commits are synced and copied: finishing them here is short (a small
         // fsync), and the WAL rewinds at the next commit. Past four times the limit, the writer
         // outruns the worker: it pays for the rest itself, so that the WAL stays bounded.
-        this.#db.pragma('wal_checkpoint(PASSIVE)');
+        try {
+          this.#db.pragma('wal_checkpoint(PASSIVE)');
+        } catch (error) {
+          // Nothing committed is at stake (the WAL keeps it): the next round tries again.
+          this.#options.onError(error);
+        }
       } else {
         // Much came in meanwhile: the worker goes again at once, with less left each round.
         this.#request();

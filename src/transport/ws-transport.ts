@@ -240,7 +240,7 @@ export class WsTransport {
     const token = query === -1 ? '' : (new URLSearchParams(url.slice(query + 1)).get('jwt') ?? '');
     const address = this.#options.addresses ? clientAddress(request, this.#options.trustProxy) : '';
     // The 101 answer waits for admission, so that it leaves with the `connected` frame (or the
-    // refusal) in one write instead of two: a write costs more than the handshake's hashing.
+    // refusal) in one write instead of two.
     socket.cork();
     this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token, address));
   }
