@@ -58,7 +58,8 @@ export class Session implements Member, ClientHandler {
     );
   }
 
-  handleText(text: string): void {
+  /** One text frame from the client. */
+  onText(text: string): void {
     if (!this.#open) return;
     // The rate limit is counted on arrival, so that queued frames cannot dodge it.
     if (!this.#bucket.take()) {
@@ -107,11 +108,7 @@ export class Session implements Member, ClientHandler {
    * limit, then parsing), where no text is no JSON, so it is answered `Invalid JSON`.
    */
   onUnreadable(): void {
-    this.handleText('');
-  }
-
-  onText(text: string): void {
-    this.handleText(text);
+    this.onText('');
   }
 
   /** The transport saw the socket end. */

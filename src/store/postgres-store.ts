@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { RoomMessage } from '../protocol/frames.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { postgresMigrations } from './migrations/postgres.js';
+import { type ProjectRow, projectFromRow } from './project-row.js';
 import type {
   HistoryQuery,
   NewMessage,
@@ -60,13 +61,6 @@ interface MessageRow {
   payload: Buffer;
   sender: string;
   ts: string;
-}
-
-interface ProjectRow {
-  hash: string;
-  name: string;
-  jwt_secret: string;
-  created_at: string;
 }
 
 const MESSAGE_COLUMNS = 'id::text AS id, seq, room, payload, sender, ts';
@@ -167,14 +161,7 @@ export class PostgresStore implements Store {
       [hash],
       'sb_project',
     );
-    return (
-      row && {
-        hash: row.hash,
-        name: row.name,
-        jwtSecret: row.jwt_secret,
-        createdAt: row.created_at,
-      }
-    );
+    return row && projectFromRow(row);
   }
 
   async listProjects(): Promise<ProjectSummary[]> {

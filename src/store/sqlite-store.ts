@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { RoomMessage } from '../protocol/frames.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
+import { type ProjectRow, projectFromRow } from './project-row.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import type {
   HistoryQuery,
@@ -51,13 +52,6 @@ interface MessageRow {
   payload: string;
   sender: string;
   ts: number;
-}
-
-interface ProjectRow {
-  hash: string;
-  name: string;
-  jwt_secret: string;
-  created_at: string;
 }
 
 const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
@@ -127,14 +121,7 @@ export class SqliteStore implements Store {
 
   async getProject(hash: string): Promise<Project | undefined> {
     const row = this.sql.project.get(hash);
-    return (
-      row && {
-        hash: row.hash,
-        name: row.name,
-        jwtSecret: row.jwt_secret,
-        createdAt: row.created_at,
-      }
-    );
+    return row && projectFromRow(row);
   }
 
   async listProjects(): Promise<ProjectSummary[]> {

@@ -36,9 +36,18 @@ export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-export function wsUrl(server: TestServer, hash: string, token?: string): string {
+export function wsUrl(server: { wsUrl: string }, hash: string, token?: string): string {
   const base = `${server.wsUrl}/ws/${encodeURIComponent(hash)}`;
   return token === undefined ? base : `${base}?jwt=${encodeURIComponent(token)}`;
+}
+
+/** The WebSocket URL of a project's user, with a fresh HS256 token. */
+export async function memberUrl(
+  server: { wsUrl: string },
+  project: Pick<TestProject, 'hash' | 'jwtSecret'>,
+  sub: string,
+): Promise<string> {
+  return wsUrl(server, project.hash, await signToken(project.jwtSecret, sub));
 }
 
 /** Connects a user of a project with a fresh HS256 token and waits for `connected`. */
@@ -47,7 +56,7 @@ export async function connectAs(
   project: TestProject,
   sub: string,
 ): Promise<TestClient> {
-  return TestClient.connect(wsUrl(server, project.hash, await signToken(project.jwtSecret, sub)));
+  return TestClient.connect(await memberUrl(server, project, sub));
 }
 
 /** Opens a socket and resolves once the upgrade completed, before any frame was read. */

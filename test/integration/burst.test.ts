@@ -11,6 +11,7 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 const SENDERS = 5;
 const PER_SENDER = 250;
@@ -38,8 +39,7 @@ describe('burst: many senders into one room, on a SQLite file', () => {
     hash: project.hash,
     token: await signToken(project.jwtSecret, 'reader'),
   });
-  const url = async (sub: string): Promise<string> =>
-    `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+  const url = (sub: string): Promise<string> => memberUrl(server, project, sub);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'socket-base-burst-'));

@@ -7,12 +7,12 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 describe('seed usage flows', () => {
   let server: TestServer;
   let project: TestProject;
-  const url = async (sub: string): Promise<string> =>
-    `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+  const url = (sub: string): Promise<string> => memberUrl(server, project, sub);
 
   before(async () => {
     server = await startTestServer();

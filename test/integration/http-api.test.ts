@@ -2,21 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { headerText, rawRequest } from '../helpers/http.js';
+import type { StoredMessage } from '../helpers/ops.js';
 import {
   signToken,
   startTestServer,
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
-
-interface StoredMessage {
-  id: string;
-  seq: number;
-  room: string;
-  payload: string;
-  from: string;
-  ts: number;
-}
+import { memberUrl } from '../helpers/ws.js';
 
 interface Published {
   success: true;
@@ -39,8 +32,7 @@ async function tenant(server: TestServer, name: string): Promise<Tenant> {
   return {
     project,
     token,
-    wsUrl: async (sub) =>
-      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`,
+    wsUrl: (sub) => memberUrl(server, project, sub),
     async publish(room, payload, sub) {
       const response = await server.api('POST', '/api/message', {
         hash: project.hash,

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { createProjectAt, type ServerProcess, spawnServer } from '../helpers/ops.js';
 import { type TestSchemas, testSchemas } from '../helpers/postgres.js';
-import { signToken } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 const ADMIN_TOKEN = 'instance-death-admin-token';
 
@@ -37,8 +37,8 @@ describe('an instance dies', () => {
   it('its clients reconnect to another instance and carry on; the others are not disturbed', async () => {
     const [a, b, c] = instances as [ServerProcess, ServerProcess, ServerProcess];
     const project = await createProjectAt(a.url, ADMIN_TOKEN, 'death');
-    const url = async (instance: ServerProcess, sub: string): Promise<string> =>
-      `${instance.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+    const url = (instance: ServerProcess, sub: string): Promise<string> =>
+      memberUrl(instance, project, sub);
     const onA = await TestClient.connect(await url(a, 'ann'));
     const onB = await TestClient.connect(await url(b, 'ben'));
     const onC = await TestClient.connect(await url(c, 'cy'));

@@ -23,6 +23,7 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 const RATE_LIMITED = { type: 'error', message: 'Rate limit exceeded' };
 const TOO_MANY_ROOMS = { type: 'error', message: 'Too many rooms' };
@@ -33,10 +34,7 @@ function serverWith(env: Record<string, string>) {
   const context = {
     server: undefined as unknown as TestServer,
     project: undefined as unknown as TestProject,
-    async url(sub: string): Promise<string> {
-      const token = await signToken(context.project.jwtSecret, sub);
-      return `${context.server.wsUrl}/ws/${context.project.hash}?jwt=${token}`;
-    },
+    url: (sub: string): Promise<string> => memberUrl(context.server, context.project, sub),
     async auth(sub: string): Promise<{ hash: string; token: string }> {
       return { hash: context.project.hash, token: await signToken(context.project.jwtSecret, sub) };
     },
@@ -337,8 +335,7 @@ describe('limits: slow consumer (SLOW_CONSUMER_BYTES 65536)', () => {
 
   it('a member that stops reading is closed with 4009; the others receive everything in order; server memory stays bounded', async () => {
     const project = await createProjectAt(server.url, adminToken, 'slow');
-    const url = async (sub: string): Promise<string> =>
-      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+    const url = (sub: string): Promise<string> => memberUrl(server, project, sub);
     const slow = await RawClient.connect(await url('slow'));
     await slow.connected();
     slow.sendText(JSON.stringify({ type: 'join', room: 'firehose' }));

@@ -12,6 +12,7 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl, wsUrl } from '../helpers/ws.js';
 
 interface SharedDatabase {
   url: string;
@@ -42,7 +43,7 @@ function multiInstanceSuite(name: string, database: () => Promise<SharedDatabase
     let project: TestProject;
 
     const connect = async (server: TestServer, sub: string, p = project): Promise<TestClient> =>
-      TestClient.connect(`${server.wsUrl}/ws/${p.hash}?jwt=${await signToken(p.jwtSecret, sub)}`);
+      TestClient.connect(await memberUrl(server, p, sub));
 
     before(async () => {
       shared = await database();
@@ -169,7 +170,7 @@ function multiInstanceSuite(name: string, database: () => Promise<SharedDatabase
       const response = await a().admin('POST', `/admin/projects/${project2.hash}/rotate-secret`);
       const { jwtSecret } = (await response.json()) as { jwtSecret: string };
       for (const server of [b(), c()]) {
-        const refused = new TestClient(`${server.wsUrl}/ws/${project2.hash}?jwt=${oldToken}`);
+        const refused = new TestClient(wsUrl(server, project2.hash, oldToken));
         assert.deepEqual(await refused.next('error'), { type: 'error', message: 'Invalid token' });
         assert.equal((await refused.waitClosed()).code, 4001);
         const http = await server.api('POST', '/api/message', {

@@ -21,6 +21,7 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 /** Re-reads /metrics until `ready` holds (a gauge the server updates when it sees a close). */
 async function scrapeUntil(
@@ -41,8 +42,7 @@ async function scrapeUntil(
 describe('operations: /healthz, /readyz, /metrics', () => {
   let server: TestServer;
   let project: TestProject;
-  const url = async (sub: string): Promise<string> =>
-    `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+  const url = (sub: string): Promise<string> => memberUrl(server, project, sub);
 
   before(async () => {
     server = await startTestServer();
@@ -179,8 +179,7 @@ describe('operations: graceful shutdown of `socket-base serve`', () => {
     const server = await start({ SHUTDOWN_DELAY_MS: '0' });
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     const project = await createProjectAt(server.url, ADMIN_TOKEN, 'shutdown');
-    const url = async (sub: string): Promise<string> =>
-      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`;
+    const url = (sub: string): Promise<string> => memberUrl(server, project, sub);
     const clients = await Promise.all(
       Array.from({ length: CLIENTS }, async (_, c) => TestClient.connect(await url(`c${c}`))),
     );

@@ -9,6 +9,7 @@ import {
   type TestServer,
 } from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { memberUrl, wsUrl } from '../helpers/ws.js';
 
 const DEADLINE_MS = 10_000;
 
@@ -48,10 +49,8 @@ describe('PostgreSQL goes away and comes back', () => {
 
   it('refuses sends with "Message could not be stored", delivers nothing unstored, and recovers by itself', async () => {
     const token = await signToken(project.jwtSecret, 'ann');
-    const sender = await TestClient.connect(`${server.wsUrl}/ws/${project.hash}?jwt=${token}`);
-    const member = await TestClient.connect(
-      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, 'ben')}`,
-    );
+    const sender = await TestClient.connect(wsUrl(server, project.hash, token));
+    const member = await TestClient.connect(await memberUrl(server, project, 'ben'));
     await sender.join('r');
     await member.join('r');
     sender.send({ type: 'message', room: 'r', payload: 'before' });

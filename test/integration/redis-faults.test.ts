@@ -12,6 +12,7 @@ import {
   type TestProject,
   type TestServer,
 } from '../helpers/server.js';
+import { memberUrl } from '../helpers/ws.js';
 
 const DEADLINE_MS = 10_000;
 
@@ -37,9 +38,7 @@ describe('Redis goes away and comes back', () => {
   const a = (): TestServer => servers[0] as TestServer;
   const b = (): TestServer => servers[1] as TestServer;
   const connect = async (server: TestServer, sub: string): Promise<TestClient> =>
-    TestClient.connect(
-      `${server.wsUrl}/ws/${project.hash}?jwt=${await signToken(project.jwtSecret, sub)}`,
-    );
+    TestClient.connect(await memberUrl(server, project, sub));
 
   before(async () => {
     redis = await startRedisServer();

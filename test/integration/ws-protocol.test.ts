@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
+import { rawRequest } from '../helpers/http.js';
 import {
   signToken,
   startTestServer,
@@ -21,6 +22,27 @@ before(async () => {
   project = await server.createProject('ws-protocol');
 });
 after(() => server.close());
+
+describe('the upgrade', () => {
+  it('a malformed upgrade (no Sec-WebSocket-Key) is answered 400 at once, and others still connect', async () => {
+    const token = await signToken(project.jwtSecret, 'alice');
+    const answer = rawRequest(`${server.url}/ws/${project.hash}?jwt=${token}`, {
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer to the malformed upgrade')), 5000);
+    });
+    try {
+      assert.equal((await Promise.race([answer, late])).status, 400);
+    } finally {
+      clearTimeout(timer);
+    }
+    const client = await connect('bob');
+    await expectAlive(client);
+    client.close();
+  });
+});
 
 describe('the connected frame', () => {
   it('is the first frame, with exactly type, connectionId (a UUID v4) and user = the JWT sub', async () => {
