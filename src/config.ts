@@ -21,6 +21,21 @@ export interface Config {
   slowConsumerBytes: number;
   heartbeatMs: number;
   shutdownDelayMs: number;
+  /** Bounds the whole drain after SIGTERM/SIGINT; a second signal ends it at once. */
+  shutdownTimeoutMs: number;
+  maxConnections: number;
+  /** Unset: no limit per client address. */
+  maxConnectionsPerIp: number | undefined;
+  handshakeTimeoutMs: number;
+  /** Unset: /admin and /metrics are served on the main port. */
+  adminPort: number | undefined;
+  adminHost: string;
+  /** Where browsers reach the public /ws, /api and /sdk; unset: the main port. */
+  publicUrl: string | undefined;
+  /** How often cached projects are read again, so that a change whose bus event was lost still applies. */
+  projectRefreshMs: number;
+  /** How long a Redis command (publish, subscribe) may wait for its answer. */
+  redisCommandTimeoutMs: number;
   corsOrigins: string[];
   trustProxy: string[];
   logLevel: string;
@@ -48,6 +63,12 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   }
   return value;
+}
+
+function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return integer(env, name, min, min, max);
 }
 
 function text(env: Env, name: string, fallback: string): string {
@@ -95,6 +116,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const rateLimit = integer(env, 'RATE_LIMIT', 1000, 1, 1_000_000);
+  const publicUrl = optional(env, 'PUBLIC_URL')?.replace(/\/+$/, '');
+  if (publicUrl !== undefined && !/^https?:\/\/[^/]+/.test(publicUrl)) {
+    throw new ConfigError('PUBLIC_URL', `must be http://… or https://…, got "${publicUrl}"`);
+  }
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: text(env, 'HOST', '0.0.0.0'),
@@ -111,6 +136,15 @@ export function loadConfig(env: Env = process.env): Config {
     slowConsumerBytes: integer(env, 'SLOW_CONSUMER_BYTES', 8_388_608, 1024, 2 ** 40),
     heartbeatMs: integer(env, 'HEARTBEAT_MS', 30000, 50, 3_600_000),
     shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 1000, 0, 600_000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 3_600_000),
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 100_000, 1, 10_000_000),
+    maxConnectionsPerIp: optionalInteger(env, 'MAX_CONNECTIONS_PER_IP', 1, 10_000_000),
+    handshakeTimeoutMs: integer(env, 'HANDSHAKE_TIMEOUT_MS', 10000, 50, 600_000),
+    adminPort: optionalInteger(env, 'ADMIN_PORT', 0, 65535),
+    adminHost: text(env, 'ADMIN_HOST', '127.0.0.1'),
+    publicUrl,
+    projectRefreshMs: integer(env, 'PROJECT_REFRESH_MS', 1000, 50, 3_600_000),
+    redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 600_000),
     corsOrigins: list(env, 'CORS_ORIGINS', ['*']),
     trustProxy: list(env, 'TRUST_PROXY', []),
     logLevel,

@@ -1,4 +1,29 @@
 /**
+ * Every close code the server sends, and whether a client should reconnect after it. The 4xxx codes
+ * for auth and tenancy end for good; 1001, 1013 and 4009 invite a reconnect. `docs/errors.md`
+ * explains each, checked by a test.
+ */
+export const CLOSE_CODES = {
+  goingAway: { code: 1001, reason: 'Server shutting down', reconnect: true },
+  protocolError: { code: 1002, reason: 'Protocol error', reconnect: false },
+  invalidPayload: { code: 1007, reason: 'Invalid UTF-8', reconnect: false },
+  policyViolation: { code: 1008, reason: 'Too many frames before admission', reconnect: false },
+  frameTooLarge: { code: 1009, reason: 'Frame too large', reconnect: false },
+  internalError: { code: 1011, reason: 'Internal error', reconnect: true },
+  tryAgainLater: { code: 1013, reason: 'Store unavailable', reconnect: true },
+  invalidToken: { code: 4001, reason: 'Invalid token', reconnect: false },
+  tokenExpired: { code: 4002, reason: 'Token expired', reconnect: false },
+  unknownProject: { code: 4004, reason: 'Unknown project', reconnect: false },
+  slowConsumer: { code: 4009, reason: 'Slow consumer', reconnect: true },
+} as const satisfies Record<string, CloseSpec>;
+
+export interface CloseSpec {
+  code: number;
+  reason: string;
+  reconnect: boolean;
+}
+
+/**
  * Every user-facing string, with the HTTP status it answers with and, for connection failures,
  * the WebSocket close code. `docs/errors.md` is kept in step with this table by a test.
  */
@@ -15,12 +40,20 @@ export const ERRORS = {
   notMember: { message: 'You must join the room first', status: 403 },
   notStored: { message: 'Message could not be stored', status: 503 },
   notDelivered: { message: 'Message could not be delivered', status: 503 },
-  storeUnavailable: { message: 'Store unavailable', status: 503, close: 1013 },
+  storeUnavailable: {
+    message: 'Store unavailable',
+    status: 503,
+    close: CLOSE_CODES.tryAgainLater.code,
+  },
   rateLimited: { message: 'Rate limit exceeded', status: 429 },
   hashRequired: { message: 'Project hash required', status: 400 },
-  unknownProject: { message: 'Unknown project', status: 404, close: 4004 },
-  invalidToken: { message: 'Invalid token', status: 401, close: 4001 },
-  tokenExpired: { message: 'Token expired', status: 401, close: 4002 },
+  unknownProject: {
+    message: 'Unknown project',
+    status: 404,
+    close: CLOSE_CODES.unknownProject.code,
+  },
+  invalidToken: { message: 'Invalid token', status: 401, close: CLOSE_CODES.invalidToken.code },
+  tokenExpired: { message: 'Token expired', status: 401, close: CLOSE_CODES.tokenExpired.code },
   payloadTooLarge: { message: 'Payload too large', status: 413 },
   unknownMessageId: { message: 'Unknown message id', status: 400 },
   invalidLimit: { message: 'Limit must be a positive integer', status: 400 },
@@ -30,6 +63,9 @@ export const ERRORS = {
   nameRequired: { message: 'Name required', status: 400 },
   nameTooLong: { message: 'Name too long', status: 400 },
   shuttingDown: { message: 'Server is shutting down', status: 503 },
+  serverAtCapacity: { message: 'Server at capacity', status: 503 },
+  tooManyConnections: { message: 'Too many connections', status: 429 },
+  invalidPath: { message: 'Invalid path', status: 400 },
   internal: { message: 'Internal error', status: 500 },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -49,19 +85,3 @@ export class UserError extends Error {
     this.spec = ERRORS[code];
   }
 }
-
-/**
- * Close codes the server uses, and whether a client should reconnect after each. The 4xxx codes
- * for auth and tenancy end for good; 1001 and 4009 invite a reconnect.
- */
-export const CLOSE_CODES = {
-  goingAway: { code: 1001, reason: 'Server shutting down', reconnect: true },
-  tryAgainLater: { code: 1013, reason: 'Store unavailable', reconnect: true },
-  protocolError: { code: 1002, reason: 'Protocol error', reconnect: false },
-  invalidPayload: { code: 1007, reason: 'Invalid UTF-8', reconnect: false },
-  frameTooLarge: { code: 1009, reason: 'Frame too large', reconnect: false },
-  invalidToken: { code: 4001, reason: 'Invalid token', reconnect: false },
-  tokenExpired: { code: 4002, reason: 'Token expired', reconnect: false },
-  unknownProject: { code: 4004, reason: 'Unknown project', reconnect: false },
-  slowConsumer: { code: 4009, reason: 'Slow consumer', reconnect: true },
-} as const;
