@@ -17,7 +17,8 @@ import { createRequestHandler } from './http/router.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { serverFrame } from './protocol/frames.js';
-import { Fanout } from './realtime/fanout.js';
+import { BusDispatcher } from './realtime/bus-dispatcher.js';
+import { Delivery } from './realtime/delivery.js';
 import { Gateway } from './realtime/gateway.js';
 import { Hub } from './realtime/hub.js';
 import { Messaging } from './realtime/messaging.js';
@@ -57,6 +58,7 @@ async function openBus(config: Config, logger: Logger): Promise<Bus> {
   return RedisBus.connect({
     url: config.redisUrl,
     prefix: config.redisPrefix,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
     hooks: {
       onMalformed: () => logger.warn('malformed event on the bus dropped'),
       onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
@@ -90,34 +92,50 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onPublished: () => {
       metrics.hot.busPublished++;
     },
-    onPublishFailed: (error) => logger.warn({ err: error }, 'stored message not published'),
+    onPublishFailed: (error) => {
+      metrics.busPublishFailures.inc();
+      logger.warn({ err: error }, 'stored message not published; publishing it again');
+    },
+    onRepublished: () => metrics.busRepublished.inc(),
+    onRepublishDropped: () => {
+      metrics.busRepublishDropped.inc();
+      logger.error('stored message given up after its publish kept failing');
+    },
   });
-  let fanout: Fanout | undefined;
-  const hub = new Hub(bus, store, {
-    onRoomMessage: (members, message) => fanout?.deliverRoomMessage(members, message),
-    onGapFilled: (count) => metrics.gapsFilled.inc(count),
-    onRoomsChanged: (count) => metrics.rooms.set(count),
-    onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
-  });
-  fanout = new Fanout(hub, projects, prepareFrame, {
+  const delivery = new Delivery(prepareFrame, {
     onDelivered: (kind, count) => {
       if (kind === 'message') metrics.hot.messageDeliveries += count;
       else metrics.hot.broadcastDeliveries += count;
     },
-    onReceived: () => {
-      metrics.hot.busReceived++;
-    },
+  });
+  const hub = new Hub(bus, store, {
+    onRoomMessage: delivery.roomMessage,
+    onGapFilled: (count) => metrics.gapsFilled.inc(count),
+    onRoomsChanged: (count) => metrics.rooms.set(count),
+    onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
+  });
+  const dispatcher = new BusDispatcher(hub, projects, delivery, () => {
+    metrics.hot.busReceived++;
   });
   projects.onChange((event) => {
     if (event.kind === 'project-deleted') {
       const { code, reason } = CLOSE_CODES.unknownProject;
-      hub.closeProject(event.project, code, reason);
+      hub.closeProject(event.project, code, reason, ERRORS.unknownProject.message);
     }
   });
-  bus.onEvent(fanout.handle);
+  const refreshProjects = (): void => {
+    projects.refresh(hub.projectHashes()).catch((error: unknown) => {
+      logger.debug({ err: error }, 'cached projects not refreshed: the store did not answer');
+    });
+  };
+  const projectRefresh = setInterval(refreshProjects, config.projectRefreshMs);
+  projectRefresh.unref();
+  bus.onEvent(dispatcher.handle);
   bus.onReconnect(() => {
     metrics.busReconnects.inc();
     hub.catchUp();
+    // Control events published while the link was down are lost: read the projects again.
+    refreshProjects();
   });
   await bus.subscribe(CONTROL_TOPIC);
 
@@ -224,9 +242,18 @@ export async function startServer(config: Config, options: StartOptions): Promis
       }
       transport.stopAccepting();
       messaging.stop();
+      clearInterval(projectRefresh);
       httpServer.close();
       httpServer.closeIdleConnections();
-      await messaging.drain();
+      // Accepted sends are stored and published, and this instance's members receive every
+      // message stored so far (from the store if the bus does not bring it), within the timeout.
+      const drained = await within(config.shutdownTimeoutMs, async () => {
+        await messaging.drain();
+        await hub.settle();
+        await messaging.republished();
+      });
+      if (!drained) logger.warn('shutdown timeout passed before every message was delivered');
+      messaging.close();
       await transport.close(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
       hub.closeAll(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
       httpServer.closeAllConnections();
@@ -238,4 +265,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
     return closing;
   };
   return { url, port, adminToken, metrics, close };
+}
+
+/** Runs `work`, resolving true when it finished within `ms`, false when the time ran out first. */
+async function within(ms: number, work: () => Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work().then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -12,7 +12,7 @@ export const CLOCK_TOLERANCE_MS = 5_000;
 
 export type TokenCheck =
   | { ok: true; sub: string; expiresAtMs: number | undefined }
-  | { ok: false; error: ErrorCode };
+  | { ok: false; error: Extract<ErrorCode, 'invalidToken' | 'tokenExpired'> };
 
 /** Checks tokens of one project; build one per secret and keep it. */
 export type ProjectVerifier = (token: string) => TokenCheck;

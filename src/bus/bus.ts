@@ -22,6 +22,7 @@ import type { RoomMessage } from '../protocol/frames.js';
 export type BusEvent =
   | { kind: 'message'; project: string; message: RoomMessage }
   | { kind: 'broadcast'; project: string; payload: string; from: string; ts: number }
+  | { kind: 'project-created'; project: string }
   | { kind: 'project-rotated'; project: string }
   | { kind: 'project-deleted'; project: string };
 

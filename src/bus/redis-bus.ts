@@ -345,6 +345,7 @@ export function parseBusEvent(value: unknown): BusEvent | undefined {
       if (!isString(payload) || !isString(from) || !isNumber(ts)) return undefined;
       return { kind: 'broadcast', project, payload, from, ts };
     }
+    case 'project-created':
     case 'project-rotated':
     case 'project-deleted':
       return { kind: value.kind, project };

@@ -22,6 +22,9 @@ Configuration comes from the environment (and a .env file): see README.md.`;
 
 class UsageError extends Error {}
 
+/** After the drain's timeout, how long closing the store, the bus and the sockets may take. */
+const FORCED_EXIT_GRACE_MS = 5000;
+
 const TTL = /^\d+(s|m|h|d)?$/;
 
 async function withProjects<T>(config: Config, work: (projects: Projects) => Promise<T>) {
@@ -42,9 +45,22 @@ async function serve(config: Config): Promise<void> {
   const started = startServer(config, { logger });
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: the operator does not want to wait for the drain.
+      logger.warn({ signal }, 'second signal: exiting without finishing the shutdown');
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // The drain is bounded by SHUTDOWN_TIMEOUT_MS; this guards the steps after it (closing the
+    // store and the bus) against a dependency that never answers.
+    setTimeout(
+      () => {
+        logger.error('shutdown did not finish in time: exiting');
+        process.exit(1);
+      },
+      config.shutdownDelayMs + config.shutdownTimeoutMs + FORCED_EXIT_GRACE_MS,
+    ).unref();
     started
       .then((server) => server.close())
       .then(

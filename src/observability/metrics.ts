@@ -134,6 +134,21 @@ export class Metrics {
     help: 'Times the bus link came back after a loss',
     registers: [this.registry],
   });
+  readonly busPublishFailures = new Counter({
+    name: 'socketbase_bus_publish_failures_total',
+    help: 'Stored room messages whose publish failed (each is published again)',
+    registers: [this.registry],
+  });
+  readonly busRepublished = new Counter({
+    name: 'socketbase_bus_republished_total',
+    help: 'Stored room messages published again after a failed publish',
+    registers: [this.registry],
+  });
+  readonly busRepublishDropped = new Counter({
+    name: 'socketbase_bus_republish_dropped_total',
+    help: 'Stored room messages given up after their publish kept failing (the queue was full)',
+    registers: [this.registry],
+  });
   readonly gapsFilled = new Counter({
     name: 'socketbase_gaps_filled_total',
     help: 'Room messages fetched from the store because the bus did not bring them in time',

@@ -33,11 +33,12 @@ export class Gateway {
     if (!auth.ok) {
       const spec = ERRORS[auth.error];
       this.#events.onRefused(auth.error, address);
-      return { ok: false, message: spec.message, code: 'close' in spec ? spec.close : 4001 };
+      return { ok: false, message: spec.message, code: spec.close };
     }
     const session = new Session(connection, hash, auth.sub, this.#context);
+    // The hub greets the session in the turn it joins the project's members, and leaves nothing
+    // behind when it cannot (the transport then closes the socket with 1011).
     await this.#context.hub.add(session);
-    session.greet();
     this.#events.onOpen(session, address);
     return { ok: true, handler: session };
   };

@@ -6,14 +6,20 @@
 import { type Bus, projectTopic, roomTopic } from '../bus/bus.js';
 import type { RoomMessage } from '../protocol/frames.js';
 import type { PreparedFrame } from '../transport/connection.js';
-import { RoomStream } from './room-stream.js';
+import { RoomStream, type RoomStreamOptions, STREAM_DEFAULTS } from './room-stream.js';
 
 /** What the hub needs of a connected client. */
 export interface Member {
   readonly project: string;
   readonly rooms: ReadonlySet<string>;
+  /**
+   * Called once, as the member starts receiving its project's broadcasts, in the same turn: its
+   * first frame must go out now, so that nothing delivered can come before it.
+   */
+  admitted(): void;
   deliver(frame: PreparedFrame): void;
-  close(code: number, reason: string): void;
+  /** Ends the connection: `message`, when given, goes out as an error frame before the close. */
+  close(code: number, reason: string, message?: string): void;
 }
 
 export interface HubSource {
@@ -40,6 +46,8 @@ interface ProjectIndex {
   readonly members: Set<Member>;
   readonly rooms: Map<string, Room>;
   ready: Promise<void> | undefined;
+  /** Connections waiting for `ready`: the index stays while they wait. */
+  admitting: number;
 }
 
 export class Hub {
@@ -50,25 +58,53 @@ export class Hub {
   #roomCount = 0;
   #subscriptions = 0;
 
-  constructor(bus: Bus, source: HubSource, events: HubEvents) {
+  readonly #streamOptions: RoomStreamOptions;
+
+  constructor(
+    bus: Bus,
+    source: HubSource,
+    events: HubEvents,
+    streamOptions: RoomStreamOptions = STREAM_DEFAULTS,
+  ) {
     this.#bus = bus;
     this.#source = source;
     this.#events = events;
+    this.#streamOptions = streamOptions;
   }
 
-  /** Adds a connection; the promise settles once the project's broadcasts reach it. */
-  add(member: Member): Promise<void> {
+  /**
+   * Adds a connection once the project's broadcasts reach this instance, and calls its `admitted`
+   * in the same turn. Rejects, leaving nothing behind, when the project's topic cannot be
+   * subscribed.
+   */
+  async add(member: Member): Promise<void> {
     let index = this.#projects.get(member.project);
     if (index === undefined) {
-      const created: ProjectIndex = { members: new Set(), rooms: new Map(), ready: undefined };
+      const created: ProjectIndex = {
+        members: new Set(),
+        rooms: new Map(),
+        ready: undefined,
+        admitting: 0,
+      };
       this.#projects.set(member.project, created);
       created.ready = this.#subscribe(projectTopic(member.project)).finally(() => {
         created.ready = undefined;
       });
       index = created;
     }
+    if (index.ready !== undefined) {
+      index.admitting++;
+      try {
+        await index.ready;
+      } catch (error) {
+        index.admitting--;
+        this.#releaseIfEmpty(member.project, index);
+        throw error;
+      }
+      index.admitting--;
+    }
     index.members.add(member);
-    return index.ready ?? Promise.resolve();
+    member.admitted();
   }
 
   /** Removes a connection from its project and every room it was in. */
@@ -76,10 +112,7 @@ export class Hub {
     const index = this.#projects.get(member.project);
     if (index === undefined || !index.members.delete(member)) return;
     for (const room of member.rooms) this.leave(member, room);
-    if (index.members.size === 0) {
-      this.#projects.delete(member.project);
-      this.#unsubscribe(projectTopic(member.project));
-    }
+    this.#releaseIfEmpty(member.project, index);
   }
 
   /**
@@ -121,14 +154,19 @@ export class Hub {
   }
 
   /** Closes every connection of a project on this instance (it was deleted). */
-  closeProject(project: string, code: number, reason: string): void {
+  closeProject(project: string, code: number, reason: string, message?: string): void {
     const index = this.#projects.get(project);
     if (index === undefined) return;
-    for (const member of [...index.members]) member.close(code, reason);
+    for (const member of [...index.members]) member.close(code, reason, message);
   }
 
   closeAll(code: number, reason: string): void {
     for (const project of [...this.#projects.keys()]) this.closeProject(project, code, reason);
+  }
+
+  /** The projects that have connections on this instance. */
+  projectHashes(): IterableIterator<string> {
+    return this.#projects.keys();
   }
 
   /** After a bus outage: every room reads from the store what it may have missed. */
@@ -138,6 +176,25 @@ export class Hub {
     }
   }
 
+  /**
+   * Resolves once every room with members here has delivered every message stored in it so far
+   * (read from the store when the bus does not bring it): the last step of a shutdown.
+   */
+  async settle(): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const [project, index] of this.#projects) {
+      for (const [name, room] of index.rooms) {
+        waits.push(
+          this.#source.lastSeq(project, name).then(
+            (last) => room.stream.settle(last),
+            () => undefined,
+          ),
+        );
+      }
+    }
+    await Promise.all(waits);
+  }
+
   get roomCount(): number {
     return this.#roomCount;
   }
@@ -145,24 +202,33 @@ export class Hub {
   #openRoom(project: string, roomName: string): Room {
     const members = new Set<Member>();
     const stream = new RoomStream(
-      { range: (from, to) => this.#source.range(project, roomName, from, to) },
-      (message) => {
-        if (members.size > 0) this.#events.onRoomMessage(members, message);
+      {
+        lastSeq: () => this.#source.lastSeq(project, roomName),
+        range: (from, to) => this.#source.range(project, roomName, from, to),
       },
-      (count) => this.#events.onGapFilled(count),
+      {
+        deliver: (message) => {
+          if (members.size > 0) this.#events.onRoomMessage(members, message);
+        },
+        onGapFilled: (count) => this.#events.onGapFilled(count),
+      },
+      this.#streamOptions,
     );
     const room: Room = { members, stream, ready: undefined };
     room.ready = this.#subscribe(roomTopic(project, roomName))
-      .then(() =>
-        this.#source.lastSeq(project, roomName).then(
-          (last) => stream.start(last),
-          () => stream.start(undefined),
-        ),
-      )
+      .then(() => stream.start())
       .finally(() => {
         room.ready = undefined;
       });
     return room;
+  }
+
+  #releaseIfEmpty(project: string, index: ProjectIndex): void {
+    if (index.members.size > 0 || index.admitting > 0 || this.#projects.get(project) !== index) {
+      return;
+    }
+    this.#projects.delete(project);
+    this.#unsubscribe(projectTopic(project));
   }
 
   #subscribe(topic: string): Promise<void> {

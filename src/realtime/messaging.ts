@@ -2,7 +2,7 @@
  * The one publish flow for WebSocket and HTTP: store first, then the bus. Every instance, this one
  * included, delivers from what the bus hands back, so there is one order per room: `seq`.
  */
-import { type Bus, projectTopic, roomTopic } from '../bus/bus.js';
+import { type Bus, type BusEvent, projectTopic, roomTopic } from '../bus/bus.js';
 import { UserError } from '../errors.js';
 import type { RoomMessage } from '../protocol/frames.js';
 import type { Store } from '../store/store.js';
@@ -12,21 +12,60 @@ export type Via = 'ws' | 'http';
 export interface MessagingEvents {
   onAccepted(kind: 'message' | 'broadcast', via: Via): void;
   onPublished(): void;
+  /** A stored message's publish failed: it is queued to be published again. */
   onPublishFailed(error: unknown): void;
+  /** A queued message was published again. */
+  onRepublished(): void;
+  /** The queue was full: its oldest message was given up (others read it from the store later). */
+  onRepublishDropped(): void;
+}
+
+export interface RepublishOptions {
+  /** First wait before a failed publish is tried again; it doubles up to `maxDelayMs`. */
+  delayMs: number;
+  maxDelayMs: number;
+  /** Most stored messages waiting to be published again. */
+  maxQueued: number;
+}
+
+const REPUBLISH_DEFAULTS: RepublishOptions = { delayMs: 100, maxDelayMs: 2000, maxQueued: 10_000 };
+
+interface Unpublished {
+  topic: string;
+  event: BusEvent;
 }
 
 export class Messaging {
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #events: MessagingEvents;
+  readonly #republish: RepublishOptions;
   #inFlight = 0;
   #stopped = false;
   #drained: (() => void) | undefined;
+  /**
+   * Stored messages whose publish failed on a link that may have stayed up: no reconnect would
+   * make the other instances read them, and in a quiet room no later message shows the gap. They
+   * are published again, in order, until the bus takes them (a copy that did get through is
+   * dropped by the receivers, which deliver each seq once).
+   */
+  readonly #unpublished: Unpublished[] = [];
+  #republishTimer: NodeJS.Timeout | undefined;
+  #republishDelay: number;
+  #republishing = false;
+  #republishedAll: (() => void) | undefined;
 
-  constructor(store: Store, bus: Bus, events: MessagingEvents) {
+  constructor(
+    store: Store,
+    bus: Bus,
+    events: MessagingEvents,
+    republish: RepublishOptions = REPUBLISH_DEFAULTS,
+  ) {
     this.#store = store;
     this.#bus = bus;
     this.#events = events;
+    this.#republish = republish;
+    this.#republishDelay = republish.delayMs;
   }
 
   /**
@@ -52,11 +91,14 @@ export class Messaging {
         throw new UserError('notStored');
       }
       this.#events.onAccepted('message', via);
-      // Stored but not published (the bus dropped between the check and now): members read it from
-      // the store when the next message of the room shows the gap, or when the bus comes back.
-      await this.#bus.publish(roomTopic(project, room), { kind: 'message', project, message }).then(
+      const topic = roomTopic(project, room);
+      const event: BusEvent = { kind: 'message', project, message };
+      await this.#bus.publish(topic, event).then(
         () => this.#events.onPublished(),
-        (error: unknown) => this.#events.onPublishFailed(error),
+        (error: unknown) => {
+          this.#events.onPublishFailed(error);
+          this.#queueRepublish({ topic, event });
+        },
       );
       return message;
     } finally {
@@ -90,12 +132,67 @@ export class Messaging {
     this.#stopped = true;
   }
 
-  /** Resolves once every accepted send has been stored and published. */
+  /** Resolves once every accepted send has been stored and published (or queued again). */
   drain(): Promise<void> {
     if (this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained = resolve;
     });
+  }
+
+  /** Resolves once no stored message waits to be published again. */
+  republished(): Promise<void> {
+    if (this.#unpublished.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#republishedAll = resolve;
+    });
+  }
+
+  /** Stops publishing again (the bus is closing); what is queued stays in the store. */
+  close(): void {
+    clearTimeout(this.#republishTimer);
+    this.#republishTimer = undefined;
+    this.#unpublished.length = 0;
+    this.#republishedAll?.();
+  }
+
+  #queueRepublish(unpublished: Unpublished): void {
+    if (this.#unpublished.length >= this.#republish.maxQueued) {
+      this.#unpublished.shift();
+      this.#events.onRepublishDropped();
+    }
+    this.#unpublished.push(unpublished);
+    this.#scheduleRepublish();
+  }
+
+  #scheduleRepublish(): void {
+    if (this.#republishTimer !== undefined || this.#republishing) return;
+    this.#republishTimer = setTimeout(() => {
+      this.#republishTimer = undefined;
+      void this.#publishQueued();
+    }, this.#republishDelay);
+  }
+
+  async #publishQueued(): Promise<void> {
+    this.#republishing = true;
+    try {
+      let next = this.#unpublished[0];
+      while (next !== undefined) {
+        await this.#bus.publish(next.topic, next.event);
+        // close() may have emptied the queue meanwhile.
+        if (this.#unpublished[0] === next) this.#unpublished.shift();
+        this.#events.onRepublished();
+        next = this.#unpublished[0];
+      }
+      this.#republishDelay = this.#republish.delayMs;
+      this.#republishedAll?.();
+      this.#republishedAll = undefined;
+    } catch {
+      this.#republishDelay = Math.min(this.#republishDelay * 2, this.#republish.maxDelayMs);
+    } finally {
+      this.#republishing = false;
+    }
+    if (this.#unpublished.length > 0) this.#scheduleRepublish();
   }
 
   #settle(): void {

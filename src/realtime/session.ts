@@ -3,7 +3,7 @@
  * text frames, answers through its Connection, and never touches a socket.
  */
 import { randomUUID } from 'node:crypto';
-import { ERRORS, type ErrorCode, UserError } from '../errors.js';
+import { CLOSE_CODES, ERRORS, type ErrorCode, UserError } from '../errors.js';
 import { type ClientFrame, serverFrame } from '../protocol/frames.js';
 import { type ParseLimits, parseClientFrame } from '../protocol/parse.js';
 import type { ClientHandler, Connection, PreparedFrame } from '../transport/connection.js';
@@ -28,7 +28,6 @@ export interface SessionContext {
 }
 
 const PONG = serverFrame({ type: 'pong' });
-const SLOW_CONSUMER_CLOSE = { code: 4009, reason: 'Slow consumer' };
 
 /** A session is its socket's handler: the transport hands it the frames, one object per client. */
 export class Session implements Member, ClientHandler {
@@ -51,8 +50,8 @@ export class Session implements Member, ClientHandler {
     this.#bucket = new TokenBucket(context.limits.rateLimit, context.limits.rateBurst);
   }
 
-  /** Sends the `connected` frame; call once the hub has added this session. */
-  greet(): void {
+  /** The hub added this session: the `connected` frame goes out before anything it delivers. */
+  admitted(): void {
     this.#connection.send(
       serverFrame({ type: 'connected', connectionId: this.id, user: this.user }),
     );
@@ -89,15 +88,19 @@ export class Session implements Member, ClientHandler {
     if (!this.#open) return;
     if (this.#connection.backlog > this.#context.limits.slowConsumerBytes) {
       this.#context.onSlowConsumer();
-      this.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+      this.close(CLOSE_CODES.slowConsumer.code, CLOSE_CODES.slowConsumer.reason);
       return;
     }
     this.#connection.sendPrepared(frame);
   }
 
-  /** Closes the connection with a code and reason (a deleted project, a shutdown, a slow consumer). */
-  close(code: number, reason: string): void {
+  /**
+   * Closes the connection with a code and reason (a deleted project, a shutdown, a slow consumer),
+   * after an error frame carrying `message` when one is given.
+   */
+  close(code: number, reason: string, message?: string): void {
     if (!this.#open) return;
+    if (message !== undefined) this.#connection.send(serverFrame({ type: 'error', message }));
     this.#open = false;
     this.#context.hub.remove(this);
     this.#connection.close(code, reason);

@@ -154,6 +154,15 @@ export class PostgresStore implements Store {
     );
   }
 
+  async getProjects(hashes: readonly string[]): Promise<Project[]> {
+    const out: Project[] = [];
+    for (const hash of hashes) {
+      const project = await this.getProject(hash);
+      if (project) out.push(project);
+    }
+    return out;
+  }
+
   async getProject(hash: string): Promise<Project | undefined> {
     if (hasNul(hash)) return undefined;
     const [row] = await this.rows<ProjectRow>(

@@ -124,6 +124,15 @@ export class SqliteStore implements Store {
     return row && projectFromRow(row);
   }
 
+  async getProjects(hashes: readonly string[]): Promise<Project[]> {
+    const out: Project[] = [];
+    for (const hash of hashes) {
+      const row = this.sql.project.get(hash);
+      if (row) out.push(projectFromRow(row));
+    }
+    return out;
+  }
+
   async listProjects(): Promise<ProjectSummary[]> {
     return this.sql.projects.all();
   }

@@ -53,6 +53,7 @@ export interface StoreStats {
 export interface Store {
   createProject(project: Project): Promise<void>;
   getProject(hash: string): Promise<Project | undefined>;
+  getProjects(hashes: readonly string[]): Promise<Project[]>;
   listProjects(): Promise<ProjectSummary[]>;
   countProjects(): Promise<number>;
   /** Resolves false when there was no such project. */

@@ -1,7 +1,9 @@
 /**
  * Projects (tenants): create, list, delete, rotate the secret, and a cached lookup by hash with the
- * tokens already verified for each project. A rotation or a deletion travels on the bus's control
- * topic, and every instance (this one included) drops its cache when it arrives.
+ * tokens already verified for each project. A creation, rotation or deletion travels on the bus's
+ * control topic, and every instance (this one included) updates its cache when it arrives. The
+ * control topic is at most once, so `refresh` reads the cached projects again (every
+ * PROJECT_REFRESH_MS, and when the bus comes back): a change whose event was lost still applies.
  */
 import { randomBytes } from 'node:crypto';
 import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
@@ -14,6 +16,13 @@ import type { Project, ProjectSummary, Store } from '../store/store.js';
  * (a WebSocket checks its token once). Bounded, so that many connections do not pin their tokens.
  */
 const MAX_CACHED_TOKENS_PER_PROJECT = 1024;
+/**
+ * An unknown hash is remembered this long, so that a flood of attempts with made-up hashes costs
+ * one lookup per hash, not one per attempt; a project created meanwhile drops its miss at once.
+ */
+export const MISS_TTL_MS = 2000;
+/** Misses remembered at most (a flood of distinct hashes must not grow memory without bound). */
+const MAX_CACHED_MISSES = 10_000;
 
 interface CachedProject {
   project: Project;
@@ -21,11 +30,20 @@ interface CachedProject {
   tokens: Map<string, { sub: string; expiresAtMs: number | undefined }>;
 }
 
-export type ProjectChange = Extract<BusEvent, { kind: 'project-rotated' | 'project-deleted' }>;
+export type ProjectChange = Extract<
+  BusEvent,
+  { kind: 'project-created' | 'project-rotated' | 'project-deleted' }
+>;
+
+/** Why a connection or a call is refused before it reaches a project. */
+export type AuthFailure = Extract<
+  ErrorCode,
+  'storeUnavailable' | 'unknownProject' | 'invalidToken' | 'tokenExpired'
+>;
 
 export type Authentication =
   | { ok: true; project: Project; sub: string }
-  | { ok: false; error: ErrorCode };
+  | { ok: false; error: AuthFailure };
 
 export function newProjectHash(): string {
   return randomBytes(12).toString('base64url');
@@ -39,6 +57,8 @@ export class Projects {
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #cache = new Map<string, CachedProject>();
+  /** Unknown hashes, with when each was last found missing. */
+  readonly #misses = new Map<string, number>();
   /** Bumped by every invalidation, so that a lookup that raced one does not cache stale data. */
   #generation = 0;
   readonly #listeners: ((event: ProjectChange) => void)[] = [];
@@ -56,6 +76,8 @@ export class Projects {
       createdAt: new Date().toISOString(),
     };
     await this.#store.createProject(project);
+    // Instances that cached a miss for this hash (a client that tried too early) drop it.
+    await this.#announce({ kind: 'project-created', project: project.hash });
     return project;
   }
 
@@ -91,7 +113,34 @@ export class Projects {
   apply(event: ProjectChange): void {
     this.#generation++;
     this.#cache.delete(event.project);
+    this.#misses.delete(event.project);
     for (const listener of this.#listeners) listener(event);
+  }
+
+  /**
+   * Reads the cached projects, and `active` ones (with connections here), again in one query, and
+   * applies what changed as if its event had arrived. Rejects when the store cannot answer.
+   */
+  async refresh(active: Iterable<string> = []): Promise<void> {
+    const hashes = new Set([...this.#cache.keys(), ...active]);
+    if (hashes.size === 0) return;
+    const generation = this.#generation;
+    const current = new Map(
+      (await this.#store.getProjects([...hashes])).map((project) => [project.hash, project]),
+    );
+    // A change applied while the query ran is newer than what it read.
+    if (generation !== this.#generation) return;
+    for (const hash of hashes) {
+      const project = current.get(hash);
+      if (project === undefined) {
+        this.apply({ kind: 'project-deleted', project: hash });
+        continue;
+      }
+      const cached = this.#cache.get(hash);
+      if (cached !== undefined && cached.project.jwtSecret !== project.jwtSecret) {
+        this.apply({ kind: 'project-rotated', project: hash });
+      }
+    }
   }
 
   async authenticate(hash: string, token: string): Promise<Authentication> {
@@ -119,9 +168,17 @@ export class Projects {
   async #lookup(hash: string): Promise<CachedProject | undefined> {
     const cached = this.#cache.get(hash);
     if (cached !== undefined) return cached;
+    const missedAt = this.#misses.get(hash);
+    if (missedAt !== undefined) {
+      if (Date.now() - missedAt < MISS_TTL_MS) return undefined;
+      this.#misses.delete(hash);
+    }
     const generation = this.#generation;
     const project = await this.#store.getProject(hash);
-    if (project === undefined) return undefined;
+    if (project === undefined) {
+      if (generation === this.#generation) this.#rememberMiss(hash);
+      return undefined;
+    }
     const entry: CachedProject = {
       project,
       verify: projectVerifier(project.jwtSecret),
@@ -129,6 +186,17 @@ export class Projects {
     };
     if (generation === this.#generation) this.#cache.set(hash, entry);
     return entry;
+  }
+
+  #rememberMiss(hash: string): void {
+    if (this.#misses.size >= MAX_CACHED_MISSES) {
+      const now = Date.now();
+      for (const [missed, at] of this.#misses) {
+        if (now - at >= MISS_TTL_MS) this.#misses.delete(missed);
+      }
+      if (this.#misses.size >= MAX_CACHED_MISSES) this.#misses.clear();
+    }
+    this.#misses.set(hash, Date.now());
   }
 
   async #announce(event: ProjectChange): Promise<void> {

@@ -126,9 +126,12 @@ class Served {
     return match[1] ?? '';
   }
 
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGTERM');
+  /** Sends `signal` (unless the process already exited) and waits for the exit. */
+  async stop(
+    signal: NodeJS.Signals | null = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (signal !== null && this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill(signal);
     }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -366,7 +369,23 @@ describe('CLI: serve', () => {
       pathToFileURL(preload).href,
     ]);
     await served.waitFor(/listening/);
-    assert.deepEqual(await served.stop(), { code: 0, signal: null });
+    // No second signal: that one would end the shutdown at once (the next test).
+    assert.deepEqual(await served.stop(null), { code: 0, signal: null });
+  });
+
+  it('a second SIGTERM during the shutdown ends the process at once, with exit code 1', async () => {
+    const served = serve({
+      DATABASE_URL: 'sqlite::memory:',
+      LOG_LEVEL: 'info',
+      SHUTDOWN_DELAY_MS: '20000',
+    });
+    await served.listening();
+    served.child.kill('SIGTERM');
+    await served.waitFor(/shutting down/);
+    const started = Date.now();
+    assert.deepEqual(await served.stop('SIGTERM'), { code: 1, signal: null });
+    assert.ok(Date.now() - started < 5000, 'it did not wait for SHUTDOWN_DELAY_MS');
+    assert.match(served.output, /second signal/);
   });
 
   it('logs never contain a jwt query parameter, an Authorization header or a secret (LOG_LEVEL=debug)', async () => {

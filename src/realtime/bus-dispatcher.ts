@@ -1,0 +1,49 @@
+/**
+ * What this instance does with each bus event: room messages go through the hub's ordered room
+ * streams, broadcasts to every local connection of the project, project changes to the tenancy
+ * cache.
+ */
+import type { BusEvent } from '../bus/bus.js';
+import type { Projects } from '../tenancy/projects.js';
+import type { Delivery } from './delivery.js';
+import type { Hub } from './hub.js';
+
+export class BusDispatcher {
+  readonly #hub: Hub;
+  readonly #projects: Projects;
+  readonly #delivery: Delivery;
+  readonly #onReceived: () => void;
+
+  constructor(hub: Hub, projects: Projects, delivery: Delivery, onReceived: () => void) {
+    this.#hub = hub;
+    this.#projects = projects;
+    this.#delivery = delivery;
+    this.#onReceived = onReceived;
+  }
+
+  /** The bus handler. */
+  readonly handle = (_topic: string, event: BusEvent): void => {
+    this.#onReceived();
+    switch (event.kind) {
+      case 'message':
+        this.#hub.receiveMessage(event.project, event.message);
+        return;
+      case 'broadcast': {
+        const members = this.#hub.projectMembers(event.project);
+        if (members !== undefined) {
+          this.#delivery.broadcast(members, event.payload, event.from, event.ts);
+        }
+        return;
+      }
+      case 'project-created':
+      case 'project-rotated':
+      case 'project-deleted':
+        this.#projects.apply(event);
+        return;
+      default: {
+        const unknown: never = event;
+        throw new Error(`unknown bus event ${JSON.stringify(unknown)}`);
+      }
+    }
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * Doubles for unit tests of the realtime layer: a Connection that records what it is sent, and a
+ * bus (the real MemoryBus underneath) whose subscriptions can be held or refused.
+ */
+import type { Bus, BusEvent, BusHandler } from '../../src/bus/bus.js';
+import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { BusDispatcher } from '../../src/realtime/bus-dispatcher.js';
+import { Delivery } from '../../src/realtime/delivery.js';
+import { Gateway } from '../../src/realtime/gateway.js';
+import { Hub } from '../../src/realtime/hub.js';
+import { Messaging } from '../../src/realtime/messaging.js';
+import { Session, type SessionContext } from '../../src/realtime/session.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { Projects } from '../../src/tenancy/projects.js';
+import type { Connection, PreparedFrame } from '../../src/transport/connection.js';
+
+export type Frame = Record<string, unknown>;
+
+/** Frames as plain bytes of JSON text: what the realtime layer sends, readable again. */
+export const prepareText = (text: string): PreparedFrame => Buffer.from(text) as PreparedFrame;
+
+export class RecordingConnection implements Connection {
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | undefined;
+  backlog = 0;
+
+  send(text: string): void {
+    if (this.closed) throw new Error(`sent after close: ${text}`);
+    this.frames.push(JSON.parse(text) as Frame);
+  }
+
+  sendPrepared(frame: PreparedFrame): void {
+    this.send(frame.toString('utf8'));
+  }
+
+  close(code: number, reason: string): void {
+    this.closed ??= { code, reason };
+  }
+
+  types(): unknown[] {
+    return this.frames.map((frame) => frame.type);
+  }
+}
+
+/** A MemoryBus whose `subscribe` can be made to wait for `release()` or to fail. */
+export class ControlledBus implements Bus {
+  readonly inner = new MemoryBus();
+  readonly subscribed: string[] = [];
+  readonly unsubscribed: string[] = [];
+  mode: 'pass' | 'hold' | 'fail' = 'pass';
+  #held: (() => void)[] = [];
+
+  publish(topic: string, event: BusEvent): Promise<void> {
+    return this.inner.publish(topic, event);
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    this.subscribed.push(topic);
+    if (this.mode === 'fail') throw new Error('subscribe refused');
+    await this.inner.subscribe(topic);
+    if (this.mode === 'hold') await new Promise<void>((resolve) => this.#held.push(resolve));
+  }
+
+  unsubscribe(topic: string): Promise<void> {
+    this.unsubscribed.push(topic);
+    return this.inner.unsubscribe(topic);
+  }
+
+  /** Lets every held subscription resolve. */
+  release(): void {
+    for (const resolve of this.#held.splice(0)) resolve();
+  }
+
+  onEvent(handler: BusHandler): void {
+    this.inner.onEvent(handler);
+  }
+
+  onReconnect(handler: () => void): void {
+    this.inner.onReconnect(handler);
+  }
+
+  healthy(): boolean {
+    return this.inner.healthy();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Resolves after pending microtasks and one macrotask: what the code under test queued has run. */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export interface RealtimeOptions {
+  rateLimit?: number;
+  rateBurst?: number;
+  slowConsumerBytes?: number;
+}
+
+/**
+ * The realtime layer wired as main.ts wires it, on a real in-memory SQLite store and the given
+ * bus, with no transport: sessions answer through RecordingConnections.
+ */
+export function realtime(bus: Bus, options: RealtimeOptions = {}) {
+  const store = SqliteStore.open(':memory:');
+  const projects = new Projects(store, bus);
+  const ignore = (): void => undefined;
+  const messaging = new Messaging(store, bus, {
+    onAccepted: ignore,
+    onPublished: ignore,
+    onPublishFailed: ignore,
+    onRepublished: ignore,
+    onRepublishDropped: ignore,
+  });
+  const delivery = new Delivery(prepareText, { onDelivered: ignore });
+  const hub = new Hub(bus, store, {
+    onRoomMessage: delivery.roomMessage,
+    onGapFilled: ignore,
+    onRoomsChanged: ignore,
+    onSubscriptionsChanged: ignore,
+  });
+  const dispatcher = new BusDispatcher(hub, projects, delivery, ignore);
+  bus.onEvent(dispatcher.handle);
+  const errors: string[] = [];
+  const context: SessionContext = {
+    hub,
+    messaging,
+    limits: {
+      maxRoomLength: 256,
+      maxRoomsPerConnection: 10,
+      rateLimit: options.rateLimit ?? 1000,
+      rateBurst: options.rateBurst ?? 2000,
+      slowConsumerBytes: options.slowConsumerBytes ?? 1 << 20,
+    },
+    onError: (code) => {
+      errors.push(code);
+    },
+    onClosed: ignore,
+    onRateLimited: ignore,
+    onSlowConsumer: ignore,
+  };
+  const gateway = new Gateway(projects, context, { onOpen: ignore, onRefused: ignore });
+  const session = (project: string, user: string) => {
+    const connection = new RecordingConnection();
+    return { connection, session: new Session(connection, project, user, context) };
+  };
+  return {
+    store,
+    projects,
+    messaging,
+    hub,
+    gateway,
+    context,
+    errors,
+    session,
+    async close() {
+      await store.close();
+      await bus.close();
+    },
+  };
+}
