@@ -115,13 +115,14 @@ describe('admin API: /admin/projects', () => {
     }
   });
 
-  it('DELETE /admin/projects/:hash answers 204 with no body, then the project is gone (404, not listed, its tokens refused)', async () => {
+  it('DELETE /admin/projects/:hash answers 204 with no body; its sockets get Unknown project and close 4004; then the project is gone (404, not listed, its tokens refused)', async () => {
     const project = await create('doomed');
     const token = await signToken(project.jwtSecret, 'alice');
     const socket = await TestClient.connect(`${server.wsUrl}/ws/${project.hash}?jwt=${token}`);
     const response = await server.admin('DELETE', `/admin/projects/${project.hash}`);
     assert.equal(response.status, 204);
     assert.equal(await response.text(), '');
+    assert.deepEqual(await socket.next('error'), { type: 'error', message: 'Unknown project' });
     assert.equal((await socket.waitClosed()).code, 4004);
     assert.equal((await server.admin('GET', `/admin/projects/${project.hash}`)).status, 404);
     assert.equal((await server.admin('DELETE', `/admin/projects/${project.hash}`)).status, 404);

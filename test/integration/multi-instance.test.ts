@@ -187,14 +187,16 @@ function multiInstanceSuite(name: string, database: () => Promise<SharedDatabase
       open.close();
     });
 
-    it('deleting a project on A closes its sockets on B and C with 4004', async () => {
+    it('deleting a project on A sends its sockets on B and C Unknown project and closes them with 4004', async () => {
       const doomed = await a().createProject('doomed');
       const onB = await connect(b(), 'ann', doomed);
       const onC = await connect(c(), 'ben', doomed);
       const response = await a().admin('DELETE', `/admin/projects/${doomed.hash}`);
       assert.equal(response.status, 204);
-      assert.equal((await onB.waitClosed()).code, 4004);
-      assert.equal((await onC.waitClosed()).code, 4004);
+      for (const socket of [onB, onC]) {
+        assert.deepEqual(await socket.next('error'), { type: 'error', message: 'Unknown project' });
+        assert.equal((await socket.waitClosed()).code, 4004);
+      }
     });
   });
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
+import { eventually, readyzAnswers } from '../helpers/eventually.js';
 import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
 import {
   signToken,
@@ -10,17 +11,6 @@ import {
 } from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { memberUrl, wsUrl } from '../helpers/ws.js';
-
-const DEADLINE_MS = 10_000;
-
-/** Polls until `check` holds (bounded), for states that settle after a fault. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + DEADLINE_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('PostgreSQL goes away and comes back', () => {
   let schemas: TestSchemas;
@@ -86,6 +76,26 @@ describe('PostgreSQL goes away and comes back', () => {
     assert.equal(frame?.payload, 'after');
     assert.equal(frame?.seq, 2);
     sender.close();
+    member.close();
+  });
+
+  it('a room whose last seq could not be read when its first member joined starts once the store is back (issue 8)', async () => {
+    const member = await TestClient.connect(await memberUrl(server, project, 'cold'));
+    proxy.cut();
+    // joined still comes: the room's baseline is read again in the background.
+    await member.join('cold-room');
+    proxy.restore();
+    await readyzAnswers(server, 200);
+    const token = await signToken(project.jwtSecret, 'http');
+    const posted = await server.api('POST', '/api/message', {
+      hash: project.hash,
+      token,
+      body: { room: 'cold-room', payload: 'first' },
+    });
+    assert.equal(posted.status, 200);
+    const [frame] = await member.collect('message', 1);
+    assert.equal(frame?.payload, 'first');
+    assert.equal(frame?.seq, 1);
     member.close();
   });
 });
