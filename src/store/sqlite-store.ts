@@ -38,6 +38,8 @@ export const BUSY_DEADLINE_MS = 5000;
 /** The pause before the second try at a held lock; it doubles with each try, up to the longest. */
 const FIRST_LOCK_PAUSE_MS = 2;
 const LONGEST_LOCK_PAUSE_MS = 50;
+/** Most hashes bound in one `IN (…)` of `getProjects`. */
+const HASHES_PER_LOOKUP = 500;
 /**
  * Commits within this long share one checkpoint, run by a worker thread: a page written by many
  * commits is copied back once.
@@ -86,12 +88,15 @@ export class SqliteStore implements Store {
   private lastCommitAt = 0;
   /** Multi-row INSERT statements by row count, compiled on first use. */
   private readonly inserts = new Map<number, Database.Statement<unknown[]>>();
+  /** `SELECT … WHERE hash IN (…)` statements by hash count, compiled on first use. */
+  private readonly projectLookups = new Map<number, Database.Statement<string[], ProjectRow>>();
   private readonly busyDeadlineMs: number;
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
   private readonly writeBatch: (messages: NewMessage[], ts: number) => RoomMessage[];
   private readonly removeProject: (hash: string) => boolean;
+  private readonly readProjects: (hashes: string[]) => Project[];
 
   /** `path` is a file (its directory is created if missing) or ':memory:'. */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -142,6 +147,17 @@ export class SqliteStore implements Store {
       this.sql.deleteMessages.run(hash);
       return this.sql.deleteProject.run(hash).changes > 0;
     }).immediate;
+    // One read transaction, so that every chunk of hashes is looked up in the same snapshot.
+    this.readProjects = db.transaction((hashes: string[]) => {
+      const found: Project[] = [];
+      for (let start = 0; start < hashes.length; start += HASHES_PER_LOOKUP) {
+        const chunk = hashes.slice(start, start + HASHES_PER_LOOKUP);
+        for (const row of this.projectLookup(chunk.length).all(...chunk)) {
+          found.push(projectFromRow(row));
+        }
+      }
+      return found;
+    });
   }
 
   createProject(project: Project): Promise<void> {
@@ -155,6 +171,12 @@ export class SqliteStore implements Store {
       const row = this.sql.project.get(hash);
       return row && projectFromRow(row);
     });
+  }
+
+  async getProjects(hashes: readonly string[]): Promise<Project[]> {
+    const unique = [...new Set(hashes)];
+    if (unique.length === 0) return [];
+    return this.retryWhileLocked(() => this.readProjects(unique));
   }
 
   listProjects(): Promise<ProjectSummary[]> {
@@ -375,15 +397,20 @@ export class SqliteStore implements Store {
   }
 
   private insertStatement(rows: number): Database.Statement<unknown[]> {
-    let statement = this.inserts.get(rows);
-    if (statement === undefined) {
+    return cached(this.inserts, rows, () => {
       const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
-      statement = this.db.prepare<unknown[]>(
+      return this.db.prepare<unknown[]>(
         `INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES ${values}`,
       );
-      this.inserts.set(rows, statement);
-    }
-    return statement;
+    });
+  }
+
+  private projectLookup(hashes: number): Database.Statement<string[], ProjectRow> {
+    return cached(this.projectLookups, hashes, () =>
+      this.db.prepare<string[], ProjectRow>(
+        `SELECT * FROM projects WHERE hash IN (${Array(hashes).fill('?').join(', ')})`,
+      ),
+    );
   }
 
   private seqOf(project: string, room: string, id: string): number | undefined {
@@ -478,6 +505,16 @@ function isLockedByAnother(error: unknown): boolean {
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : '';
+}
+
+/** The value cached under `key`, made and kept on first use. */
+function cached<K, V>(cache: Map<K, V>, key: K, make: () => V): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    cache.set(key, value);
+  }
+  return value;
 }
 
 function toMessage(row: MessageRow): RoomMessage {
