@@ -317,6 +317,33 @@ describe('SqliteStore beside another connection holding the write lock', () => {
     `INSERT INTO messages (project, room, seq, payload, sender, ts)
      VALUES ('${project.hash}', '${room}', 1, 'raw', 'raw', 1)`;
 
+  /**
+   * Opens a store on a new file, has a second connection take the file's write lock, runs `test`,
+   * then frees the lock and closes the store.
+   */
+  async function whileLocked(
+    lockOptions: LockOptions,
+    storeOptions: SqliteStoreOptions,
+    test: (store: SqliteStore, lock: WriteLock, path: string) => Promise<void>,
+  ): Promise<void> {
+    const path = newFile();
+    const store = await openWithProject(path, storeOptions);
+    const lock = takeWriteLock(path, lockOptions);
+    try {
+      await test(store, lock, path);
+    } finally {
+      lock.release();
+      await store.close();
+    }
+  }
+
+  /** Runs `work`, and fails if the event loop was held up for STALL_BOUND_MS meanwhile. */
+  async function withoutStalls<T>(work: () => Promise<T>): Promise<T> {
+    const { result, longestStallMs } = await measuringStalls(work);
+    assert.ok(longestStallMs < STALL_BOUND_MS, `event loop held up ${longestStallMs} ms`);
+    return result;
+  }
+
   function appendTo(store: SqliteStore, room: string, payload: string): Promise<RoomMessage> {
     return store.append({ project: project.hash, room, payload, from: 'bob' });
   }
@@ -325,128 +352,96 @@ describe('SqliteStore beside another connection holding the write lock', () => {
     return ((await store.history(project.hash, room, { limit: 100 })) ?? []).map((m) => m.payload);
   }
 
+  /** What each promise came to: its value, or the code of its error. */
+  const outcomes = (results: PromiseSettledResult<unknown>[]): unknown[] =>
+    results.map((r) => (r.status === 'fulfilled' ? r.value : errorCode(r.reason)));
+
   it('appends wait for the lock off the event loop, then take the next seqs in call order', async () => {
-    const path = newFile();
-    const store = await openWithProject(path);
-    const lock = takeWriteLock(path, rawMessage('locked'));
-    const release = setTimeout(() => lock.release(), HOLD_MS);
-    const resolved: { seq: number; afterRelease: boolean }[] = [];
-    const track = (sent: Promise<RoomMessage>): Promise<RoomMessage> =>
-      sent.then((message) => {
-        resolved.push({ seq: message.seq, afterRelease: lock.released });
-        return message;
-      });
-    try {
-      const { result, longestStallMs } = await measuringStalls(async () => {
-        const wave = (payloads: string[]) =>
-          Promise.allSettled(payloads.map((payload) => track(appendTo(store, 'locked', payload))));
+    const lock = { sql: rawMessage('locked'), releaseAfterMs: HOLD_MS };
+    await whileLocked(lock, {}, async (store, held) => {
+      const resolved: { seq: number; afterRelease: boolean }[] = [];
+      const wave = (payloads: string[]) =>
+        Promise.allSettled(
+          payloads.map(async (payload) => {
+            const { seq } = await appendTo(store, 'locked', payload);
+            resolved.push({ seq, afterRelease: held.released });
+            return seq;
+          }),
+        );
+      const results = await withoutStalls(async () => {
         const first = wave(['a', 'b', 'c']);
         // A second wave while the first batch waits: it must queue behind it.
         await new Promise((resolve) => setTimeout(resolve, HOLD_MS / 4));
         const second = wave(['d', 'e', 'f']);
         return [...(await first), ...(await second)];
       });
-      assert.ok(longestStallMs < STALL_BOUND_MS, `event loop held up ${longestStallMs} ms`);
-      assert.deepEqual(
-        result.map((r) => r.status),
-        Array(6).fill('fulfilled'),
-      );
+      assert.deepEqual(outcomes(results), [2, 3, 4, 5, 6, 7]);
       assert.deepEqual(
         resolved,
         [2, 3, 4, 5, 6, 7].map((seq) => ({ seq, afterRelease: true })),
       );
       assert.deepEqual(await payloadsOf(store, 'locked'), ['raw', 'a', 'b', 'c', 'd', 'e', 'f']);
-    } finally {
-      clearTimeout(release);
-      lock.release();
-      await store.close();
-    }
+    });
   });
 
   it('createProject, setProjectSecret and deleteProject wait for the lock off the event loop', async () => {
-    const path = newFile();
-    const store = await openWithProject(path);
-    const doomed: Project = { ...project, hash: 'doomed' };
     const created: Project = { ...project, hash: 'created', name: 'created' };
-    await store.createProject(doomed);
-    const lock = takeWriteLock(path);
-    const release = setTimeout(() => lock.release(), HOLD_MS);
-    const afterRelease = <T>(work: Promise<T>): Promise<boolean> => work.then(() => lock.released);
-    try {
-      const { result, longestStallMs } = await measuringStalls(() =>
+    // Committed by the other connection when it lets go: the store must see it then.
+    const doomed = `INSERT INTO projects VALUES ('doomed', 'doomed', 's', '${project.createdAt}')`;
+    await whileLocked({ sql: doomed, releaseAfterMs: HOLD_MS }, {}, async (store, held) => {
+      const afterRelease = async (work: Promise<unknown>): Promise<boolean> => {
+        await work;
+        return held.released;
+      };
+      const results = await withoutStalls(() =>
         Promise.allSettled([
           afterRelease(store.createProject(created)),
           afterRelease(store.setProjectSecret(project.hash, 'rotated')),
-          afterRelease(store.deleteProject(doomed.hash)),
+          afterRelease(store.deleteProject('doomed')),
         ]),
       );
-      assert.ok(longestStallMs < STALL_BOUND_MS, `event loop held up ${longestStallMs} ms`);
-      assert.deepEqual(
-        result.map((r) => (r.status === 'fulfilled' ? r.value : r.reason)),
-        [true, true, true],
-        'each resolved after the release',
-      );
+      assert.deepEqual(outcomes(results), [true, true, true], 'each resolved after the release');
       assert.deepEqual(await store.getProject(created.hash), created);
       assert.equal((await store.getProject(project.hash))?.jwtSecret, 'rotated');
-      assert.equal(await store.getProject(doomed.hash), undefined);
-    } finally {
-      clearTimeout(release);
-      lock.release();
-      await store.close();
-    }
+      assert.equal(await store.getProject('doomed'), undefined);
+    });
   });
 
   it('appends reject once the lock outlasts the deadline, and a later append takes the next seq', async () => {
-    const path = newFile();
-    const store = await openWithProject(path, { busyDeadlineMs: SHORT_DEADLINE_MS });
-    const lock = takeWriteLock(path, rawMessage('late'));
-    try {
+    const options = { busyDeadlineMs: SHORT_DEADLINE_MS };
+    await whileLocked({ sql: rawMessage('late') }, options, async (store, held) => {
       const started = performance.now();
-      const { result, longestStallMs } = await measuringStalls(() =>
+      const results = await withoutStalls(() =>
         Promise.allSettled(['a', 'b', 'c'].map((payload) => appendTo(store, 'late', payload))),
       );
       const waitedMs = performance.now() - started;
-      assert.ok(longestStallMs < STALL_BOUND_MS, `event loop held up ${longestStallMs} ms`);
       assert.ok(
         waitedMs >= SHORT_DEADLINE_MS && waitedMs < SHORT_DEADLINE_MS + 1000,
         `rejected after ${waitedMs} ms`,
       );
-      assert.deepEqual(
-        result.map((r) => (r.status === 'rejected' ? errorCode(r.reason) : r.status)),
-        ['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY'],
-      );
-      assert.equal(lock.released, false);
-      lock.release();
+      assert.deepEqual(outcomes(results), ['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
+      assert.equal(held.released, false);
+      held.release();
       assert.equal((await appendTo(store, 'late', 'after')).seq, 2);
       assert.deepEqual(await payloadsOf(store, 'late'), ['raw', 'after']);
-    } finally {
-      lock.release();
-      await store.close();
-    }
+    });
   });
 
   it('close ends by the deadline while the lock is held, and rejects what it could not store', async () => {
-    const path = newFile();
-    const store = await openWithProject(path, { busyDeadlineMs: SHORT_DEADLINE_MS });
-    const lock = takeWriteLock(path);
-    try {
+    const options = { busyDeadlineMs: SHORT_DEADLINE_MS };
+    let file = '';
+    await whileLocked({}, options, async (store, _held, path) => {
+      file = path;
       const pending = Promise.allSettled(
         ['a', 'b'].map((payload) => appendTo(store, 'closing', payload)),
       );
       const started = performance.now();
-      const { longestStallMs } = await measuringStalls(() => store.close());
+      await withoutStalls(() => store.close());
       const closedMs = performance.now() - started;
-      assert.ok(longestStallMs < STALL_BOUND_MS, `event loop held up ${longestStallMs} ms`);
       assert.ok(closedMs < SHORT_DEADLINE_MS + 1000, `close took ${closedMs} ms`);
-      assert.deepEqual(
-        (await pending).map((r) => (r.status === 'rejected' ? errorCode(r.reason) : r.status)),
-        ['SQLITE_BUSY', 'SQLITE_BUSY'],
-      );
-    } finally {
-      lock.release();
-      await store.close();
-    }
-    const reopened = SqliteStore.open(path);
+      assert.deepEqual(outcomes(await pending), ['SQLITE_BUSY', 'SQLITE_BUSY']);
+    });
+    const reopened = SqliteStore.open(file);
     try {
       assert.deepEqual(await payloadsOf(reopened, 'closing'), []);
     } finally {
@@ -455,6 +450,13 @@ describe('SqliteStore beside another connection holding the write lock', () => {
   });
 });
 
+interface LockOptions {
+  /** Run under the lock, committed when it is let go. */
+  sql?: string;
+  /** Let go by itself this long after taking it. */
+  releaseAfterMs?: number;
+}
+
 interface WriteLock {
   /** Whether `release` was called. */
   readonly released: boolean;
@@ -462,23 +464,26 @@ interface WriteLock {
   release(): void;
 }
 
-/** A second connection to `path` that takes the file's write lock, running `sql` under it. */
-function takeWriteLock(path: string, sql?: string): WriteLock {
+/** A second connection to `path` that takes the file's write lock. */
+function takeWriteLock(path: string, { sql, releaseAfterMs }: LockOptions): WriteLock {
   const db = new Database(path);
   db.exec('BEGIN IMMEDIATE');
   if (sql !== undefined) db.exec(sql);
   let released = false;
-  return {
+  const lock: WriteLock = {
     get released() {
       return released;
     },
     release() {
+      clearTimeout(timer);
       if (released) return;
       released = true;
       db.exec('COMMIT');
       db.close();
     },
   };
+  const timer = releaseAfterMs === undefined ? undefined : setTimeout(lock.release, releaseAfterMs);
+  return lock;
 }
 
 /**
