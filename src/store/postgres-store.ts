@@ -65,6 +65,7 @@ interface MessageRow {
 
 const MESSAGE_COLUMNS = 'id::text AS id, seq, room, payload, sender, ts';
 const MESSAGES = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = $1 AND room = $2`;
+const PROJECTS = 'SELECT hash, name, jwt_secret, created_at FROM projects';
 
 /**
  * One statement per batch, so one round trip and the shortest possible row locks. The upsert
@@ -154,23 +155,22 @@ export class PostgresStore implements Store {
     );
   }
 
-  async getProjects(hashes: readonly string[]): Promise<Project[]> {
-    const out: Project[] = [];
-    for (const hash of hashes) {
-      const project = await this.getProject(hash);
-      if (project) out.push(project);
-    }
-    return out;
-  }
-
   async getProject(hash: string): Promise<Project | undefined> {
     if (hasNul(hash)) return undefined;
-    const [row] = await this.rows<ProjectRow>(
-      'SELECT hash, name, jwt_secret, created_at FROM projects WHERE hash = $1',
-      [hash],
-      'sb_project',
-    );
+    const [row] = await this.rows<ProjectRow>(`${PROJECTS} WHERE hash = $1`, [hash], 'sb_project');
     return row && projectFromRow(row);
+  }
+
+  async getProjects(hashes: readonly string[]): Promise<Project[]> {
+    // No project's hash holds NUL, which a text[] parameter cannot carry.
+    const wanted = hashes.filter((hash) => !hasNul(hash));
+    if (wanted.length === 0) return [];
+    const rows = await this.rows<ProjectRow>(
+      `${PROJECTS} WHERE hash = ANY ($1::text[])`,
+      [wanted],
+      'sb_projects',
+    );
+    return rows.map(projectFromRow);
   }
 
   async listProjects(): Promise<ProjectSummary[]> {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { RoomMessage } from '../protocol/frames.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
@@ -26,8 +27,19 @@ export const MAX_BATCH = 1000;
 export const BATCH_WINDOW_MS = 2;
 /** Messages inserted by one multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
-/** How long a writer waits for another process's write lock before failing. */
-const BUSY_TIMEOUT_MS = 5000;
+/**
+ * How long SQLite itself waits for another connection's lock: a wait that holds up the event loop,
+ * so no longer than another process's commit usually takes. Longer waits happen between tries, off
+ * the event loop (see `retryWhileLocked`).
+ */
+const BUSY_TIMEOUT_MS = 2;
+/** How long an operation may wait in all for a lock another connection holds, then fails. */
+export const BUSY_DEADLINE_MS = 5000;
+/** The pause before the second try at a held lock; it doubles with each try, up to the longest. */
+const FIRST_LOCK_PAUSE_MS = 2;
+const LONGEST_LOCK_PAUSE_MS = 50;
+/** Most hashes bound in one `IN (…)` of `getProjects`. */
+const HASHES_PER_LOOKUP = 500;
 /**
  * Commits within this long share one checkpoint, run by a worker thread: a page written by many
  * commits is copied back once.
@@ -42,8 +54,20 @@ const PAGE_CACHE_KIB = 16 * 1024;
 // batch one by one would only fail (or wait for the lock) once per message.
 const STORE_FAULT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM)/;
 const MESSAGE_ID = /^[1-9][0-9]{0,15}$/;
+// Another connection holds the lock, or is rebuilding the WAL's index (SQLITE_BUSY and its extended
+// codes), or holds it through a shared cache. Plain SQLITE_LOCKED is a conflict within this
+// connection, which no wait resolves.
+const LOCKED_BY_ANOTHER = /^SQLITE_(BUSY(_[A-Z]+)?|LOCKED_SHAREDCACHE)$/;
 
-type Pending = PendingAppend;
+export interface SqliteStoreOptions extends StoreStats {
+  /** How long an operation may wait for another connection's lock (default BUSY_DEADLINE_MS). */
+  busyDeadlineMs?: number;
+}
+
+interface Pending extends PendingAppend {
+  /** The performance.now() time past which the append stops waiting for another's lock. */
+  giveUpAt: number;
+}
 
 interface MessageRow {
   id: number;
@@ -59,19 +83,27 @@ const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
 export class SqliteStore implements Store {
   private readonly queue: Pending[] = [];
   private scheduled = false;
+  /** The batch being committed; while it waits for another connection's lock, appends queue. */
+  private flushing: Promise<void> | undefined;
   private lastCommitAt = 0;
   /** Multi-row INSERT statements by row count, compiled on first use. */
   private readonly inserts = new Map<number, Database.Statement<unknown[]>>();
+  /** `SELECT … WHERE hash IN (…)` statements by hash count, compiled on first use. */
+  private readonly projectLookups = new Map<number, Database.Statement<string[], ProjectRow>>();
+  private readonly busyDeadlineMs: number;
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
   private readonly writeBatch: (messages: NewMessage[], ts: number) => RoomMessage[];
   private readonly removeProject: (hash: string) => boolean;
+  private readonly readProjects: (hashes: string[]) => Project[];
 
   /** `path` is a file (its directory is created if missing) or ':memory:'. */
-  static open(path: string, options: StoreStats = {}): SqliteStore {
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
     if (path !== ':memory:' && path !== '') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    // Opening waits for other processes' locks (the migrations need the write lock) on the event
+    // loop, up to the deadline: the store serves no one yet. Past this, waits are asynchronous.
+    const db = new Database(path, { timeout: options.busyDeadlineMs ?? BUSY_DEADLINE_MS });
     try {
       // WAL lets readers and the one writer of several processes share the file. NORMAL skips the
       // fsync per commit: a commit survives a crash of the process, not a power cut.
@@ -83,6 +115,7 @@ export class SqliteStore implements Store {
       // from the file. This is a ceiling, filled only as pages are used.
       db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       migrate(db);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       const checkpointer =
         path === ':memory:' || path === ''
           ? undefined
@@ -100,9 +133,10 @@ export class SqliteStore implements Store {
 
   private constructor(
     private readonly db: Database.Database,
-    private readonly options: StoreStats,
+    private readonly options: SqliteStoreOptions,
     private readonly checkpointer: SqliteCheckpointer | undefined,
   ) {
+    this.busyDeadlineMs = options.busyDeadlineMs ?? BUSY_DEADLINE_MS;
     this.sql = prepare(db);
     this.writeBatch = db.transaction((messages: NewMessage[], ts: number) =>
       this.insertAll(messages, this.reserveSeqs(messages), ts),
@@ -113,56 +147,98 @@ export class SqliteStore implements Store {
       this.sql.deleteMessages.run(hash);
       return this.sql.deleteProject.run(hash).changes > 0;
     }).immediate;
+    // One read transaction, so that every chunk of hashes is looked up in the same snapshot.
+    this.readProjects = db.transaction((hashes: string[]) => {
+      const found: Project[] = [];
+      for (let start = 0; start < hashes.length; start += HASHES_PER_LOOKUP) {
+        const chunk = hashes.slice(start, start + HASHES_PER_LOOKUP);
+        for (const row of this.projectLookup(chunk.length).all(...chunk)) {
+          found.push(projectFromRow(row));
+        }
+      }
+      return found;
+    });
   }
 
-  async createProject(project: Project): Promise<void> {
-    this.sql.insertProject.run(project.hash, project.name, project.jwtSecret, project.createdAt);
+  createProject(project: Project): Promise<void> {
+    return this.retryWhileLocked(() => {
+      this.sql.insertProject.run(project.hash, project.name, project.jwtSecret, project.createdAt);
+    });
   }
 
-  async getProject(hash: string): Promise<Project | undefined> {
-    const row = this.sql.project.get(hash);
-    return row && projectFromRow(row);
+  getProject(hash: string): Promise<Project | undefined> {
+    return this.retryWhileLocked(() => {
+      const row = this.sql.project.get(hash);
+      return row && projectFromRow(row);
+    });
   }
 
   async getProjects(hashes: readonly string[]): Promise<Project[]> {
-    const out: Project[] = [];
-    for (const hash of hashes) {
-      const row = this.sql.project.get(hash);
-      if (row) out.push(projectFromRow(row));
-    }
-    return out;
+    const unique = [...new Set(hashes)];
+    if (unique.length === 0) return [];
+    return this.retryWhileLocked(() => this.readProjects(unique));
   }
 
-  async listProjects(): Promise<ProjectSummary[]> {
-    return this.sql.projects.all();
+  listProjects(): Promise<ProjectSummary[]> {
+    return this.retryWhileLocked(() => this.sql.projects.all());
   }
 
-  async countProjects(): Promise<number> {
-    return this.sql.countProjects.get()?.n ?? 0;
+  countProjects(): Promise<number> {
+    return this.retryWhileLocked(() => this.sql.countProjects.get()?.n ?? 0);
   }
 
-  async deleteProject(hash: string): Promise<boolean> {
-    return this.removeProject(hash);
+  deleteProject(hash: string): Promise<boolean> {
+    return this.retryWhileLocked(() => this.removeProject(hash));
   }
 
-  async setProjectSecret(hash: string, jwtSecret: string): Promise<boolean> {
-    return this.sql.setSecret.run(jwtSecret, hash).changes > 0;
+  setProjectSecret(hash: string, jwtSecret: string): Promise<boolean> {
+    return this.retryWhileLocked(() => this.sql.setSecret.run(jwtSecret, hash).changes > 0);
   }
 
   append(message: NewMessage): Promise<RoomMessage> {
     if (this.closing) return Promise.reject(new Error('Store is closed'));
     const payload = storablePayload(message.payload);
+    const giveUpAt = performance.now() + this.busyDeadlineMs;
     return new Promise((resolve, reject) => {
-      this.queue.push({ message: { ...message, payload }, resolve, reject });
+      this.queue.push({ message: { ...message, payload }, giveUpAt, resolve, reject });
       this.schedule();
     });
   }
 
-  async history(
+  history(project: string, room: string, query: HistoryQuery): Promise<RoomMessage[] | undefined> {
+    return this.retryWhileLocked(() => this.readHistory(project, room, query));
+  }
+
+  range(project: string, room: string, fromSeq: number, toSeq: number): Promise<RoomMessage[]> {
+    return this.retryWhileLocked(() =>
+      this.sql.range.all(project, room, fromSeq, toSeq).map(toMessage),
+    );
+  }
+
+  lastSeq(project: string, room: string): Promise<number> {
+    return this.retryWhileLocked(() => this.sql.lastSeq.get(project, room) ?? 0);
+  }
+
+  async ping(): Promise<void> {
+    // Reads no table, so takes no lock: nothing to wait for.
+    this.sql.ping.get();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Each batch stops waiting for a held lock at its deadline, so this loop ends.
+      while (this.queue.length > 0 || this.flushing) await this.flush();
+      await this.checkpointer?.close();
+      this.db.close();
+    })();
+    return this.closing;
+  }
+
+  private readHistory(
     project: string,
     room: string,
     query: HistoryQuery,
-  ): Promise<RoomMessage[] | undefined> {
+  ): RoomMessage[] | undefined {
     let lower = 0;
     let upper = Number.MAX_SAFE_INTEGER;
     if (query.after !== undefined) {
@@ -183,38 +259,33 @@ export class SqliteStore implements Store {
     return this.sql.newestBetween.all(project, room, lower, upper, limit).map(toMessage).reverse();
   }
 
-  async range(
-    project: string,
-    room: string,
-    fromSeq: number,
-    toSeq: number,
-  ): Promise<RoomMessage[]> {
-    return this.sql.range.all(project, room, fromSeq, toSeq).map(toMessage);
-  }
-
-  async lastSeq(project: string, room: string): Promise<number> {
-    return this.sql.lastSeq.get(project, room) ?? 0;
-  }
-
-  async ping(): Promise<void> {
-    this.sql.ping.get();
-  }
-
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      while (this.queue.length > 0) this.flush();
-      await this.checkpointer?.close();
-      this.db.close();
-    })();
-    return this.closing;
+  /**
+   * Runs `work` (one statement or transaction) and, while another connection holds the lock it
+   * needs, runs it again after growing pauses: SQLite's own wait would hold up the event loop.
+   * A failed try left nothing behind (its transaction rolled back), so nothing is written twice.
+   * Past `giveUpAt` (a performance.now() time) the lock's error is thrown.
+   */
+  private async retryWhileLocked<T>(
+    work: () => T,
+    giveUpAt = performance.now() + this.busyDeadlineMs,
+  ): Promise<T> {
+    for (let pause = FIRST_LOCK_PAUSE_MS; ; pause = Math.min(2 * pause, LONGEST_LOCK_PAUSE_MS)) {
+      try {
+        return work();
+      } catch (error) {
+        const left = giveUpAt - performance.now();
+        if (!isLockedByAnother(error) || left <= 0) throw error;
+        await sleep(Math.min(pause, left));
+      }
+    }
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.flushing) return;
     this.scheduled = true;
     const run = (): void => {
       this.scheduled = false;
-      this.flush();
+      void this.flush();
     };
     const wait = BATCH_WINDOW_MS - (performance.now() - this.lastCommitAt);
     // A lone message waits one event-loop turn (everything appended during that turn shares its
@@ -223,12 +294,20 @@ export class SqliteStore implements Store {
     else setTimeout(run, wait);
   }
 
-  private flush(): void {
+  /** Commits the next batch; once it is settled, the one after it is scheduled. */
+  private flush(): Promise<void> {
+    this.flushing ??= this.flushBatch().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.schedule();
+    });
+    return this.flushing;
+  }
+
+  private async flushBatch(): Promise<void> {
     this.lastCommitAt = performance.now();
     const batch = this.queue.splice(0, MAX_BATCH);
-    if (this.queue.length > 0) this.schedule();
     if (batch.length === 0) return;
-    const failed = this.commit(batch);
+    const failed = await this.commit(batch);
     if (!failed) return;
     if (batch.length === 1 || isStoreFault(failed.error)) {
       for (const pending of batch) pending.reject(failed.error);
@@ -237,7 +316,7 @@ export class SqliteStore implements Store {
     // The batch rolled back as a whole: retry each message in its own transaction, so that only
     // the faulty ones fail and the others still take gapless seqs in their original order.
     for (const [i, pending] of batch.entries()) {
-      const alone = this.commit([pending]);
+      const alone = await this.commit([pending]);
       if (!alone) continue;
       pending.reject(alone.error);
       if (isStoreFault(alone.error)) {
@@ -247,14 +326,18 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Commits `batch` in one transaction and resolves its promises, or rolls back and says why. */
-  private commit(batch: Pending[]): { error: unknown } | undefined {
+  /**
+   * Commits `batch` in one transaction and resolves its promises, or rolls back and says why. It
+   * waits for another connection's lock as long as its oldest message may.
+   */
+  private async commit(batch: Pending[]): Promise<{ error: unknown } | undefined> {
     const started = performance.now();
+    const messages = batch.map((pending) => pending.message);
     let stored: RoomMessage[];
     try {
-      stored = this.writeBatch(
-        batch.map((pending) => pending.message),
-        Date.now(),
+      stored = await this.retryWhileLocked(
+        () => this.writeBatch(messages, Date.now()),
+        batch[0]?.giveUpAt,
       );
     } catch (error) {
       return { error };
@@ -314,15 +397,20 @@ export class SqliteStore implements Store {
   }
 
   private insertStatement(rows: number): Database.Statement<unknown[]> {
-    let statement = this.inserts.get(rows);
-    if (statement === undefined) {
+    return cached(this.inserts, rows, () => {
       const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
-      statement = this.db.prepare<unknown[]>(
+      return this.db.prepare<unknown[]>(
         `INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES ${values}`,
       );
-      this.inserts.set(rows, statement);
-    }
-    return statement;
+    });
+  }
+
+  private projectLookup(hashes: number): Database.Statement<string[], ProjectRow> {
+    return cached(this.projectLookups, hashes, () =>
+      this.db.prepare<string[], ProjectRow>(
+        `SELECT * FROM projects WHERE hash IN (${Array(hashes).fill('?').join(', ')})`,
+      ),
+    );
   }
 
   private seqOf(project: string, room: string, id: string): number | undefined {
@@ -406,8 +494,27 @@ function migrate(db: Database.Database): void {
 }
 
 function isStoreFault(error: unknown): boolean {
+  return STORE_FAULT.test(errorCode(error));
+}
+
+function isLockedByAnother(error: unknown): boolean {
+  return LOCKED_BY_ANOTHER.test(errorCode(error));
+}
+
+/** better-sqlite3's error code (`SQLITE_…`), or '' for any other error. */
+function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && STORE_FAULT.test(code);
+  return typeof code === 'string' ? code : '';
+}
+
+/** The value cached under `key`, made and kept on first use. */
+function cached<K, V>(cache: Map<K, V>, key: K, make: () => V): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    cache.set(key, value);
+  }
+  return value;
 }
 
 function toMessage(row: MessageRow): RoomMessage {

@@ -53,6 +53,11 @@ export interface StoreStats {
 export interface Store {
   createProject(project: Project): Promise<void>;
   getProject(hash: string): Promise<Project | undefined>;
+  /**
+   * The projects among `hashes` that exist, each once, in any order, read in one round trip
+   * however many hashes (a few thousand: a cache of projects revalidates with it every second).
+   * An empty list resolves [] without asking the database.
+   */
   getProjects(hashes: readonly string[]): Promise<Project[]>;
   listProjects(): Promise<ProjectSummary[]>;
   countProjects(): Promise<number>;

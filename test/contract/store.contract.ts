@@ -94,6 +94,59 @@ export function storeContract(name: string, factory: () => Promise<Store>): void
         assert.equal(await store.setProjectSecret(newProject().hash, 'x'), false);
       });
 
+      describe('getProjects', () => {
+        const byHash = (projects: readonly Project[]): Project[] =>
+          [...projects].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+
+        it('answers the existing projects among existing and missing hashes, each once', async () => {
+          const second = newProject('second');
+          await store.createProject(second);
+          const found = await store.getProjects([
+            newProject().hash,
+            second.hash,
+            project.hash,
+            'a\u0000b',
+            second.hash,
+            newProject().hash,
+          ]);
+          assert.deepEqual(byHash(found), byHash([project, second]));
+        });
+
+        it('of an empty list answers []', async () => {
+          assert.deepEqual(await store.getProjects([]), []);
+        });
+
+        it('sees a rotated secret', async () => {
+          await store.setProjectSecret(project.hash, 'rotated');
+          assert.deepEqual(await store.getProjects([project.hash]), [
+            { ...project, jwtSecret: 'rotated' },
+          ]);
+        });
+
+        it('leaves out a deleted project', async () => {
+          const kept = newProject('kept');
+          await store.createProject(kept);
+          await store.deleteProject(project.hash);
+          assert.deepEqual(await store.getProjects([project.hash, kept.hash]), [kept]);
+        });
+
+        it('answers 1,200 hashes at once, existing ones spread over all of them', async () => {
+          const existing: Project[] = [project];
+          const hashes = [project.hash];
+          while (hashes.length < 1200) {
+            const extra = newProject(`p${hashes.length}`);
+            // Every other hash exists, so that each part of a split lookup finds some.
+            if (hashes.length % 2 === 0) {
+              await store.createProject(extra);
+              existing.push(extra);
+            }
+            hashes.push(extra.hash);
+          }
+          assert.equal(existing.length, 600);
+          assert.deepEqual(byHash(await store.getProjects(hashes)), byHash(existing));
+        });
+      });
+
       it('deleteProject answers true, then the project is gone and a second delete answers false', async () => {
         assert.equal(await store.deleteProject(project.hash), true);
         assert.equal(await store.getProject(project.hash), undefined);
