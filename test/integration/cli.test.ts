@@ -241,6 +241,34 @@ describe('CLI: projects and tokens on the server database', () => {
     assert.equal(lines(result.stderr).length, 1, result.stderr);
     assert.doesNotMatch(result.stderr, STACK_LINE);
   });
+  it('`projects create` refuses a missing, empty, blank or too-long name with the usage line, and creates nothing', async () => {
+    const database = freshDatabase();
+    for (const args of [
+      ['projects', 'create'],
+      ['projects', 'create', '--name', ''],
+      ['projects', 'create', '--name', '   '],
+      ['projects', 'create', '--name', 'x'.repeat(201)],
+    ]) {
+      const result = await runCli(args, { DATABASE_URL: database });
+      assert.equal(result.code, 1, args.join(' '));
+      assert.equal(result.stdout, '', args.join(' '));
+      assert.equal(
+        result.stderr,
+        'socket-base: projects create needs --name NAME\n',
+        args.join(' '),
+      );
+    }
+    const longest = await runCli(['projects', 'create', '--name', 'x'.repeat(200)], {
+      DATABASE_URL: database,
+    });
+    assert.equal(longest.code, 0, longest.stderr);
+    const list = await runCli(['projects', 'list'], { DATABASE_URL: database });
+    const { projects } = JSON.parse(list.stdout) as { projects: Created[] };
+    assert.deepEqual(
+      projects.map((p) => p.name),
+      ['x'.repeat(200)],
+    );
+  });
 });
 
 describe('CLI: a bad configuration stops the start with one line naming the variable', {
