@@ -9,7 +9,7 @@ import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
-import type { Config } from './config.js';
+import { type Config, UnusableSetting } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
@@ -46,22 +46,31 @@ export interface StartOptions {
 
 export async function openStore(config: Config, hooks: StoreStats): Promise<Store> {
   const url = config.databaseUrl;
-  if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), hooks);
+  try {
+    if (url.startsWith('sqlite:')) {
+      return SqliteStore.open(url.slice('sqlite:'.length), hooks);
+    }
+    return await PostgresStore.open(url, hooks);
+  } catch (error) {
+    throw new UnusableSetting('DATABASE_URL', url, error);
   }
-  return PostgresStore.open(url, hooks);
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
-  if (config.redisUrl === undefined) return new MemoryBus();
-  return RedisBus.connect({
-    url: config.redisUrl,
-    prefix: config.redisPrefix,
-    hooks: {
-      onMalformed: () => logger.warn('malformed event on the bus dropped'),
-      onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
-    },
-  });
+  const url = config.redisUrl;
+  if (url === undefined) return new MemoryBus();
+  try {
+    return await RedisBus.connect({
+      url,
+      prefix: config.redisPrefix,
+      hooks: {
+        onMalformed: () => logger.warn('malformed event on the bus dropped'),
+        onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
+      },
+    });
+  } catch (error) {
+    throw new UnusableSetting('REDIS_URL', url, error);
+  }
 }
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {

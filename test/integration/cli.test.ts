@@ -271,6 +271,41 @@ describe('CLI: projects and tokens on the server database', () => {
   });
 });
 
+describe('CLI: a start that cannot use DATABASE_URL or REDIS_URL never prints its password', {
+  concurrency: true,
+}, () => {
+  const cases: [string, Record<string, string>, string][] = [
+    [
+      'DATABASE_URL',
+      { DATABASE_URL: 'postgres://u:secretpw@127.0.0.1:1/x' },
+      'postgres://u:***@127.0.0.1:1/x',
+    ],
+    [
+      'DATABASE_URL',
+      { DATABASE_URL: 'postgres//u:secretpw@127.0.0.1:1/x' },
+      'postgres//u:***@127.0.0.1:1/x',
+    ],
+    [
+      'REDIS_URL',
+      { DATABASE_URL: 'sqlite::memory:', REDIS_URL: 'redis://:secretpw@127.0.0.1:1' },
+      'redis://:***@127.0.0.1:1',
+    ],
+  ];
+  for (const [variable, env, shown] of cases) {
+    const value = env[variable] ?? '';
+    it(`${variable}=${value} exits 1 with one stderr line naming ${variable} as ${shown}, and secretpw nowhere`, async () => {
+      const result = await runCli(['serve'], { PORT: '0', HOST: '127.0.0.1', ...env });
+      assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+      assert.equal(lines(result.stderr).length, 1, result.stderr);
+      assert.ok(result.stderr.includes(variable), result.stderr);
+      assert.ok(result.stderr.includes(shown), result.stderr);
+      assert.ok(!`${result.stdout}${result.stderr}`.includes('secretpw'), result.stderr);
+      assert.doesNotMatch(result.stderr, STACK_LINE);
+      assert.doesNotMatch(result.stdout, /listening/);
+    });
+  }
+});
+
 describe('CLI: a bad configuration stops the start with one line naming the variable', {
   concurrency: true,
 }, () => {
