@@ -4,7 +4,7 @@ import { isAdmin } from '../auth/admin-token.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
 import type { Projects } from '../tenancy/projects.js';
-import { BodyTooLarge, readBody, sendError, sendJson } from './io.js';
+import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
 const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;
 
@@ -36,7 +36,8 @@ export class AdminRoutes {
     }
     const match = PROJECT_PATH.exec(path);
     if (match === null) return sendError(response, 'notFound');
-    const hash = decodeURIComponent(match[1] ?? '');
+    const hash = decodePath(match[1] ?? '');
+    if (hash === undefined) return sendError(response, 'invalidPath');
     if (match[2] !== undefined) {
       if (method !== 'POST') return sendError(response, 'methodNotAllowed');
       const secret = await this.#projects.rotateSecret(hash);

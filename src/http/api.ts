@@ -9,7 +9,7 @@ import type { Messaging } from '../realtime/messaging.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
 import type { Project, Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
-import { BodyTooLarge, type Headers, readBody, sendError, sendJson } from './io.js';
+import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 
 export interface ApiOptions {
   maxBodyBytes: number;
@@ -70,7 +70,7 @@ export class ApiRoutes {
       return;
     }
     const route = this.#route(request.method ?? 'GET', path);
-    if (route === 'notFound' || route === 'methodNotAllowed') return fail(route);
+    if (typeof route === 'string') return fail(route);
     const caller = await this.#authenticate(request);
     if (typeof caller === 'string') {
       return fail(caller, caller === 'storeUnavailable' ? { 'retry-after': '1' } : {});
@@ -124,19 +124,18 @@ export class ApiRoutes {
     | { kind: 'message' | 'broadcast' }
     | { kind: 'history'; room: string }
     | 'notFound'
-    | 'methodNotAllowed' {
+    | 'methodNotAllowed'
+    | 'invalidPath' {
     if (path === '/api/message' || path === '/api/broadcast') {
       if (method !== 'POST') return 'methodNotAllowed';
       return { kind: path === '/api/message' ? 'message' : 'broadcast' };
     }
     const history = HISTORY_PATH.exec(path);
-    if (history === null) return 'notFound';
+    if (history === null) return decodePath(path) === undefined ? 'invalidPath' : 'notFound';
+    const room = decodePath(history[1] ?? '');
+    if (room === undefined) return 'invalidPath';
     if (method !== 'GET') return 'methodNotAllowed';
-    try {
-      return { kind: 'history', room: decodeURIComponent(history[1] ?? '') };
-    } catch {
-      return 'notFound';
-    }
+    return { kind: 'history', room };
   }
 
   async #authenticate(request: IncomingMessage): Promise<Caller | ErrorCode> {

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { redactUrl } from '../observability/logger.js';
 import type { AdminRoutes } from './admin.js';
 import type { ApiRoutes } from './api.js';
-import { sendError } from './io.js';
+import { decodePath, sendError } from './io.js';
 import { healthz, metrics, type Readiness, readyz } from './ops.js';
 
 export interface Routes {
@@ -21,7 +21,12 @@ export function createRequestHandler(routes: Routes) {
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    // /api checks its own paths, so that its CORS headers go on that answer too.
     if (path.startsWith('/api/')) return routes.api.handle(request, response, path);
+    if (decodePath(path) === undefined) {
+      sendError(response, 'invalidPath');
+      return Promise.resolve();
+    }
     if (path === '/admin' || path.startsWith('/admin/')) {
       return routes.admin.handle(request, response, path);
     }

@@ -115,6 +115,26 @@ describe('admin API: /admin/projects', () => {
     }
   });
 
+  it('a malformed % escape in the hash answers 400 Invalid path on GET, DELETE and rotate-secret, never 500', async () => {
+    const before = await (await server.admin('GET', '/admin/projects')).text();
+    for (const [method, path] of [
+      ['GET', '/admin/projects/%zz'],
+      ['DELETE', '/admin/projects/%zz'],
+      ['GET', '/admin/projects/%E0%A4%A'],
+      ['POST', '/admin/projects/%E0/rotate-secret'],
+      ['POST', '/admin/projects/%/rotate-secret'],
+    ] as const) {
+      const response = await server.admin(method, path);
+      assert.equal(response.status, 400, `${method} ${path}`);
+      assert.equal(
+        await response.text(),
+        '{"success":false,"error":"Invalid path"}',
+        `${method} ${path}`,
+      );
+    }
+    assert.equal(await (await server.admin('GET', '/admin/projects')).text(), before);
+  });
+
   it('DELETE /admin/projects/:hash answers 204 with no body, then the project is gone (404, not listed, its tokens refused)', async () => {
     const project = await create('doomed');
     const token = await signToken(project.jwtSecret, 'alice');

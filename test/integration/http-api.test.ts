@@ -738,6 +738,21 @@ describe('HTTP API: GET /api/rooms/:room/messages', () => {
     assert.deepEqual(await errorOf(crossed), refused(401, 'Invalid token'));
   });
 
+  it('a malformed % escape in the room answers 400 Invalid path, not 404 or 500', async () => {
+    for (const path of [
+      '/api/rooms/%E0%A4%A/messages',
+      '/api/rooms/%zz/messages',
+      '/api/rooms/%E0/messages',
+      '/api/rooms/room%/messages',
+    ]) {
+      const response = await rawRequest(`${server.url}${path}`, {
+        headers: { 'x-hash': a.project.hash, authorization: `Bearer ${a.token}` },
+      });
+      assert.equal(response.status, 400, path);
+      assert.equal(response.text, '{"success":false,"error":"Invalid path"}', path);
+    }
+  });
+
   it('history requires x-hash and a valid token like the other calls', async () => {
     const path = '/api/rooms/sixty/messages';
     assert.deepEqual(
