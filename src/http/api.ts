@@ -25,6 +25,7 @@ const HISTORY_PATH = /^\/api\/rooms\/([^/]+)\/messages$/;
 const DEFAULT_HISTORY_LIMIT = 50;
 const MAX_HISTORY_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
+const EXPOSED = { 'access-control-expose-headers': 'Retry-After' };
 
 interface Caller {
   project: Project;
@@ -63,7 +64,7 @@ export class ApiRoutes {
       response.writeHead(204, {
         ...cors,
         'access-control-allow-methods': 'GET, POST, OPTIONS',
-        'access-control-allow-headers': 'x-hash, authorization, content-type',
+        'access-control-allow-headers': 'x-hash, authorization, content-type, idempotency-key',
         'access-control-max-age': '600',
       });
       response.end();
@@ -195,12 +196,13 @@ export class ApiRoutes {
     for (const [key, bucket] of this.#buckets) if (bucket.full(now)) this.#buckets.delete(key);
   }
 
+  /** Every /api answer to an allowed origin: a browser hides Retry-After from scripts unless exposed. */
   #corsHeaders(request: IncomingMessage): Headers {
     const allowed = this.#options.corsOrigins;
-    if (allowed.includes('*')) return { 'access-control-allow-origin': '*' };
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*', ...EXPOSED };
     const origin = request.headers.origin;
     if (origin !== undefined && allowed.includes(origin)) {
-      return { 'access-control-allow-origin': origin, vary: 'Origin' };
+      return { 'access-control-allow-origin': origin, vary: 'Origin', ...EXPOSED };
     }
     return {};
   }

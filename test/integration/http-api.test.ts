@@ -490,8 +490,10 @@ describe('HTTP API: rate limit (RATE_LIMIT=1, RATE_BURST=2)', () => {
 describe('HTTP API: CORS', () => {
   let open: TestServer;
   let restricted: TestServer;
+  let limited: TestServer;
   let openTenant: Tenant;
   let restrictedTenant: Tenant;
+  let limitedTenant: Tenant;
 
   const preflight = (server: TestServer, origin: string) =>
     rawRequest(`${server.url}/api/message`, {
@@ -518,12 +520,19 @@ describe('HTTP API: CORS', () => {
   before(async () => {
     open = await startTestServer();
     restricted = await startTestServer({ CORS_ORIGINS: 'https://a.example' });
+    limited = await startTestServer({
+      CORS_ORIGINS: 'https://a.example',
+      RATE_LIMIT: '1',
+      RATE_BURST: '1',
+    });
     openTenant = await tenant(open, 'cors-open');
     restrictedTenant = await tenant(restricted, 'cors-restricted');
+    limitedTenant = await tenant(limited, 'cors-limited');
   });
   after(async () => {
     await open.close();
     await restricted.close();
+    await limited.close();
   });
 
   it('a preflight for POST /api/message with x-hash and authorization answers 2xx allowing the origin and both headers', async () => {
@@ -574,6 +583,40 @@ describe('HTTP API: CORS', () => {
       const call = await post(restricted, restrictedTenant, origin);
       assert.equal(call.headers['access-control-allow-origin'], undefined, origin);
     }
+  });
+
+  it('a preflight allows exactly the headers x-hash, authorization, content-type and idempotency-key', async () => {
+    for (const server of [open, restricted]) {
+      const response = await preflight(server, 'https://a.example');
+      const allowed = headerText(response, 'access-control-allow-headers')
+        .split(',')
+        .map((name) => name.trim())
+        .sort();
+      assert.deepEqual(allowed, ['authorization', 'content-type', 'idempotency-key', 'x-hash']);
+    }
+  });
+
+  it('every /api answer to an allowed origin exposes Retry-After: a 200, the 429 past the burst, a 404', async () => {
+    const ok = await post(limited, limitedTenant, 'https://a.example');
+    assert.equal(ok.status, 200);
+    assert.equal(headerText(ok, 'access-control-expose-headers'), 'retry-after');
+    const limitedCall = await post(limited, limitedTenant, 'https://a.example');
+    assert.deepEqual(
+      [limitedCall.status, limitedCall.json()],
+      [429, { success: false, error: 'Rate limit exceeded' }],
+    );
+    assert.match(headerText(limitedCall, 'retry-after'), /^[1-9]\d*$/);
+    assert.equal(headerText(limitedCall, 'access-control-allow-origin'), 'https://a.example');
+    assert.equal(headerText(limitedCall, 'access-control-expose-headers'), 'retry-after');
+    const missing = await rawRequest(`${limited.url}/api/nowhere`, {
+      headers: { origin: 'https://a.example' },
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(headerText(missing, 'access-control-expose-headers'), 'retry-after');
+    const open200 = await post(open, openTenant, 'https://app.example');
+    assert.equal(headerText(open200, 'access-control-expose-headers'), 'retry-after');
+    const stranger = await post(limited, limitedTenant, 'https://b.example');
+    assert.equal(stranger.headers['access-control-expose-headers'], undefined);
   });
 });
 
