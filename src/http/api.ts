@@ -1,6 +1,6 @@
 /**
  * `/api/*`: publish into rooms, broadcast, read history. Checks run in the contract's order:
- * x-hash, project, token, body size, body, rate limit, then the store and bus.
+ * x-hash, project, token, body size, body (or the history query), rate limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ErrorCode, UserError } from '../errors.js';
@@ -26,6 +26,8 @@ const DEFAULT_HISTORY_LIMIT = 50;
 const MAX_HISTORY_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
 const EXPOSED = { 'access-control-expose-headers': 'Retry-After' };
+
+type Fail = (code: ErrorCode, headers?: Headers) => void;
 
 interface Caller {
   project: Project;
@@ -56,7 +58,7 @@ export class ApiRoutes {
 
   async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const cors = this.#corsHeaders(request);
-    const fail = (code: ErrorCode, headers: Headers = {}): void => {
+    const fail: Fail = (code, headers = {}) => {
       this.#options.onError(code);
       sendError(response, code, { ...cors, ...headers });
     };
@@ -87,11 +89,7 @@ export class ApiRoutes {
     }
     const parsed = parseHttpBody(route.kind, text, this.#options);
     if (!parsed.ok) return fail(parsed.error);
-    const bucket = this.#bucket(caller);
-    if (!bucket.take()) {
-      this.#options.onRateLimited();
-      return fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
-    }
+    if (!this.#spend(caller, fail)) return;
     try {
       if (parsed.value.type === 'message') {
         const { room, payload } = parsed.value;
@@ -155,7 +153,7 @@ export class ApiRoutes {
     caller: Caller,
     room: string,
     cors: Headers,
-    fail: (code: ErrorCode) => void,
+    fail: Fail,
   ): Promise<void> {
     if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
       return fail('roomTooLong');
@@ -169,6 +167,7 @@ export class ApiRoutes {
     }
     const after = query.get('after') ?? undefined;
     const before = query.get('before') ?? undefined;
+    if (!this.#spend(caller, fail)) return;
     let messages: Awaited<ReturnType<Store['history']>>;
     try {
       messages = await this.#store.history(caller.project.hash, room, { limit, after, before });
@@ -181,14 +180,21 @@ export class ApiRoutes {
     sendJson(response, 200, { messages }, cors);
   }
 
-  #bucket(caller: Caller): TokenBucket {
+  /**
+   * Takes a token from the caller's bucket, which sends and history reads share; false once the
+   * 429 has been answered.
+   */
+  #spend(caller: Caller, fail: Fail): boolean {
     const key = `${caller.project.hash}\n${caller.sub}`;
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       bucket = new TokenBucket(this.#options.rateLimit, this.#options.rateBurst);
       this.#buckets.set(key, bucket);
     }
-    return bucket;
+    if (bucket.take()) return true;
+    this.#options.onRateLimited();
+    fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
+    return false;
   }
 
   #sweep(): void {

@@ -241,6 +241,7 @@ describe('CLI: projects and tokens on the server database', () => {
     assert.equal(lines(result.stderr).length, 1, result.stderr);
     assert.doesNotMatch(result.stderr, STACK_LINE);
   });
+
   it('`projects create` refuses a missing, empty, blank or too-long name with the usage line, and creates nothing', async () => {
     const database = freshDatabase();
     for (const args of [

@@ -485,6 +485,46 @@ describe('HTTP API: rate limit (RATE_LIMIT=1, RATE_BURST=2)', () => {
     assert.deepEqual(await errorOf(await send({})), refused(400, 'Payload required'));
     assert.equal((await send({ payload: '3' })).status, 429);
   });
+
+  it('a history read past the burst answers 429 Rate limit exceeded with Retry-After, and sends of the same user share its bucket', async () => {
+    const token = await signToken(a.project.jwtSecret, 'reader');
+    const read = (): Promise<Response> =>
+      server.api('GET', '/api/rooms/limited/messages', { hash: a.project.hash, token });
+    const send = (): Promise<Response> =>
+      server.api('POST', '/api/message', {
+        hash: a.project.hash,
+        token,
+        body: { room: 'shared-bucket', payload: 'counted' },
+      });
+    assert.equal((await read()).status, 200);
+    assert.equal((await send()).status, 200);
+    const refusedRead = await read();
+    assert.deepEqual(await errorOf(refusedRead), refused(429, 'Rate limit exceeded'));
+    assert.match(refusedRead.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+    const refusedSend = await send();
+    assert.deepEqual(await errorOf(refusedSend), refused(429, 'Rate limit exceeded'));
+    assert.deepEqual(
+      (await a.history('shared-bucket')).map((m) => [m.from, m.payload]),
+      [['reader', 'counted']],
+    );
+  });
+
+  it('a history read is checked before the rate limit: past the burst, a bad limit or room still answers 400', async () => {
+    const token = await signToken(a.project.jwtSecret, 'careless-reader');
+    const read = (path: string): Promise<Response> =>
+      server.api('GET', path, { hash: a.project.hash, token });
+    assert.equal((await read('/api/rooms/r/messages')).status, 200);
+    assert.equal((await read('/api/rooms/r/messages')).status, 200);
+    assert.deepEqual(
+      await errorOf(await read('/api/rooms/r/messages?limit=0')),
+      refused(400, 'Limit must be a positive integer'),
+    );
+    assert.deepEqual(
+      await errorOf(await read(`/api/rooms/${'x'.repeat(257)}/messages`)),
+      refused(400, 'Room name too long'),
+    );
+    assert.equal((await read('/api/rooms/r/messages')).status, 429);
+  });
 });
 
 describe('HTTP API: CORS', () => {
