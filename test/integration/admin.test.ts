@@ -31,7 +31,7 @@ describe('admin API: /admin/projects', () => {
   const call = (method: string, path: string, authorization?: string, body?: string) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (authorization !== undefined) headers.authorization = authorization;
-    return fetch(`${server.url}${path}`, { method, headers, body });
+    return fetch(`${server.adminUrl}${path}`, { method, headers, body });
   };
 
   it('POST /admin/projects {"name":"demo"} answers 201 with exactly hash, jwtSecret, name, createdAt', async () => {
