@@ -212,7 +212,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         `  project hash: ${demo.hash}`,
         `  JWT secret:   ${demo.jwtSecret}`,
         `  JWT (sub "demo-user", valid 24h): ${token}`,
-        `  WebSocket:    ${url.replace('http', 'ws')}/ws/${demo.hash}?jwt=${token}`,
+        `  WebSocket:    ${(config.publicUrl ?? url).replace(/^http/, 'ws')}/ws/${demo.hash}?jwt=${token}`,
         '',
       ].join('\n'),
     );

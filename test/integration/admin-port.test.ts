@@ -169,3 +169,35 @@ describe('ADMIN_PORT: without it, and closing', () => {
     }
   });
 });
+
+describe('PUBLIC_URL: the demo banner', () => {
+  const bannerUrl = (server: TestServer): string =>
+    /WebSocket:\s+(\S+)/.exec(server.printed.join('\n'))?.[1] ?? '';
+
+  for (const [publicUrl, expected] of [
+    ['https://chat.example.com', 'wss://chat.example.com/ws/'],
+    ['http://chat.example.com:8000/', 'ws://chat.example.com:8000/ws/'],
+  ] as const) {
+    it(`with PUBLIC_URL=${publicUrl} the banner's WebSocket URL starts ${expected}`, async () => {
+      const server = await startTestServer({ PUBLIC_URL: publicUrl });
+      try {
+        const shown = bannerUrl(server);
+        assert.ok(shown.startsWith(expected), shown);
+        assert.match(shown, /\/ws\/[A-Za-z0-9_-]+\?jwt=[\w-]+\.[\w-]+\.[\w-]+$/);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it('without PUBLIC_URL the banner points at the main port, not the admin port', async () => {
+    const server = await startTestServer({ ADMIN_PORT: '0' });
+    try {
+      const shown = bannerUrl(server);
+      assert.ok(shown.startsWith(`${server.wsUrl}/ws/`), shown);
+      assert.equal((await upgrade(shown.replace('ws://', 'http://'))).status, 101);
+    } finally {
+      await server.close();
+    }
+  });
+});
