@@ -51,16 +51,16 @@ export class ConfigError extends Error {
 }
 
 /**
- * A URL setting that is well-formed but could not be used at start (nothing answers, login
- * refused), named with its password masked.
+ * For the catch of a connection made at start: a URL setting that is well-formed but cannot be used
+ * (nothing answers, login refused) stops the start with one line naming it, its password masked.
  */
-export class UnusableSetting extends Error {
-  constructor(variable: string, url: string, cause: unknown) {
+export function unusable(variable: string, url: string): (cause: unknown) => never {
+  return (cause) => {
     const shown = maskCredentials(url);
     // A driver may quote the URL it was given; the message must not carry the password that way.
     const reason = (cause instanceof Error ? cause.message : String(cause)).replaceAll(url, shown);
-    super(`Cannot use ${variable} ${shown}: ${reason}`);
-  }
+    throw new Error(`Cannot use ${variable} ${shown}: ${reason}`);
+  };
 }
 
 /**

@@ -8,7 +8,7 @@ import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
-import { type Config, UnusableSetting } from './config.js';
+import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
@@ -48,31 +48,22 @@ export interface StartOptions {
 
 export async function openStore(config: Config, hooks: StoreStats): Promise<Store> {
   const url = config.databaseUrl;
-  try {
-    if (url.startsWith('sqlite:')) {
-      return SqliteStore.open(url.slice('sqlite:'.length), hooks);
-    }
-    return await PostgresStore.open(url, hooks);
-  } catch (error) {
-    throw new UnusableSetting('DATABASE_URL', url, error);
+  if (url.startsWith('sqlite:')) {
+    return SqliteStore.open(url.slice('sqlite:'.length), hooks);
   }
+  return PostgresStore.open(url, hooks).catch(unusable('DATABASE_URL', url));
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
-  const url = config.redisUrl;
-  if (url === undefined) return new MemoryBus();
-  try {
-    return await RedisBus.connect({
-      url,
-      prefix: config.redisPrefix,
-      hooks: {
-        onMalformed: () => logger.warn('malformed event on the bus dropped'),
-        onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
-      },
-    });
-  } catch (error) {
-    throw new UnusableSetting('REDIS_URL', url, error);
-  }
+  if (config.redisUrl === undefined) return new MemoryBus();
+  return RedisBus.connect({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    hooks: {
+      onMalformed: () => logger.warn('malformed event on the bus dropped'),
+      onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
+    },
+  }).catch(unusable('REDIS_URL', config.redisUrl));
 }
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
