@@ -50,6 +50,35 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * For the catch of a connection made at start: a URL setting that is well-formed but cannot be used
+ * (nothing answers, login refused) stops the start with one line naming it, its password masked.
+ */
+export function unusable(variable: string, url: string): (cause: unknown) => never {
+  return (cause) => {
+    const shown = maskCredentials(url);
+    // A driver may quote the URL it was given; the message must not carry the password that way.
+    const reason = (cause instanceof Error ? cause.message : String(cause)).replaceAll(url, shown);
+    throw new Error(`Cannot use ${variable} ${shown}: ${reason}`);
+  };
+}
+
+/**
+ * A URL as it may be shown: the password of its `user:password@` part and of a `password=` query
+ * parameter replaced by `***`. Malformed URLs are the ones error messages show, so this reads the
+ * text instead of parsing it: everything up to the last `@` counts as credentials.
+ */
+export function maskCredentials(url: string): string {
+  const shown = url.replace(/([?&]password=)[^&#]*/gi, '$1***');
+  const at = shown.lastIndexOf('@');
+  if (at === -1) return shown;
+  const slashes = shown.indexOf('//');
+  const userStart = slashes !== -1 && slashes < at ? slashes + 2 : 0;
+  const colon = shown.indexOf(':', userStart);
+  if (colon === -1 || colon > at) return shown;
+  return `${shown.slice(0, colon + 1)}***${shown.slice(at)}`;
+}
+
 type Env = Record<string, string | undefined>;
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -97,12 +126,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\/.+/.test(databaseUrl)) {
     throw new ConfigError(
       'DATABASE_URL',
-      `must be sqlite:PATH, sqlite::memory: or postgres://…, got "${databaseUrl}"`,
+      `must be sqlite:PATH, sqlite::memory: or postgres://…, got "${maskCredentials(databaseUrl)}"`,
     );
   }
   const redisUrl = optional(env, 'REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\/.+/.test(redisUrl)) {
-    throw new ConfigError('REDIS_URL', `must be redis://… or rediss://…, got "${redisUrl}"`);
+    throw new ConfigError(
+      'REDIS_URL',
+      `must be redis://… or rediss://…, got "${maskCredentials(redisUrl)}"`,
+    );
   }
   const adminToken = optional(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {

@@ -3,17 +3,17 @@
  * picks implementations.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { generateAdminToken } from './auth/admin-token.js';
 import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
-import type { Config } from './config.js';
+import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
-import { createRequestHandler } from './http/router.js';
+import { listen } from './http/listen.js';
+import { createRequestHandler, type Routes } from './http/router.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { serverFrame } from './protocol/frames.js';
@@ -33,6 +33,8 @@ export interface RunningServer {
   /** http://host:port with the real port. */
   readonly url: string;
   readonly port: number;
+  /** Where /admin and /metrics are served: the admin listener when ADMIN_PORT is set, else `url`. */
+  readonly adminUrl: string;
   readonly adminToken: string;
   readonly metrics: Metrics;
   /** Ordered shutdown: not ready, stop accepting, store what was accepted, close sockets with 1001. */
@@ -50,7 +52,7 @@ export async function openStore(config: Config, hooks: StoreStats): Promise<Stor
   if (url.startsWith('sqlite:')) {
     return SqliteStore.open(url.slice('sqlite:'.length), hooks);
   }
-  return PostgresStore.open(url, hooks);
+  return PostgresStore.open(url, hooks).catch(unusable('DATABASE_URL', url));
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
@@ -63,7 +65,7 @@ async function openBus(config: Config, logger: Logger): Promise<Bus> {
       onMalformed: () => logger.warn('malformed event on the bus dropped'),
       onLinkError: (link, error) => logger.warn({ link, err: error.message }, 'redis link error'),
     },
-  });
+  }).catch(unusable('REDIS_URL', config.redisUrl));
 }
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
@@ -173,18 +175,23 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
     onRateLimited: () => metrics.rateLimited.inc({ via: 'http' }),
   });
+  const routes: Routes = {
+    api,
+    admin: new AdminRoutes(projects, adminToken, config.maxBodyBytes),
+    readiness: {
+      store: () => store.ping(),
+      bus: () => bus.healthy(),
+      shuttingDown: () => shuttingDown,
+    },
+    registry: metrics.registry,
+    logger,
+  };
+  const adminListener =
+    config.adminPort === undefined
+      ? undefined
+      : { server: createServer(createRequestHandler(routes, 'admin')), port: config.adminPort };
   const httpServer = createServer(
-    createRequestHandler({
-      api,
-      admin: new AdminRoutes(projects, adminToken, config.maxBodyBytes),
-      readiness: {
-        store: () => store.ping(),
-        bus: () => bus.healthy(),
-        shuttingDown: () => shuttingDown,
-      },
-      registry: metrics.registry,
-      logger,
-    }),
+    createRequestHandler(routes, adminListener === undefined ? 'all' : 'public'),
   );
   const transport = new WsTransport(httpServer, gateway.admit, {
     maxFrameBytes: config.maxFrameBytes,
@@ -196,21 +203,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onError: (error) => logger.debug({ err: error }, 'websocket error'),
   });
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => {
-      httpServer.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (httpServer.address() as AddressInfo).port;
-  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '';
-  const host = wildcard
-    ? '127.0.0.1'
-    : config.host.includes(':')
-      ? `[${config.host}]`
-      : config.host;
-  const url = `http://${host}:${port}`;
+  const { url, port } = await listen(httpServer, config.port, config.host);
+  const admin =
+    adminListener === undefined
+      ? undefined
+      : await listen(adminListener.server, adminListener.port, config.adminHost);
+  const adminUrl = admin?.url ?? url;
 
   if (config.adminToken === undefined) print(`Admin token (generated for this run): ${adminToken}`);
   if (config.databaseUrl.startsWith('sqlite:') && (await store.countProjects()) === 0) {
@@ -223,13 +221,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
         `  project hash: ${demo.hash}`,
         `  JWT secret:   ${demo.jwtSecret}`,
         `  JWT (sub "demo-user", valid 24h): ${token}`,
-        `  WebSocket:    ${url.replace('http', 'ws')}/ws/${demo.hash}?jwt=${token}`,
+        `  WebSocket:    ${(config.publicUrl ?? url).replace(/^http/, 'ws')}/ws/${demo.hash}?jwt=${token}`,
         '',
       ].join('\n'),
     );
   }
   print(`socket-base listening on ${url}`);
   logger.info({ port, host: config.host }, 'listening');
+  if (admin !== undefined) {
+    print(`socket-base admin listening on ${adminUrl}`);
+    logger.info({ port: admin.port, host: config.adminHost }, 'admin listening');
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -257,6 +259,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
       await transport.close(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
       hub.closeAll(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
       httpServer.closeAllConnections();
+      // The admin port stays up through the drain, so that /metrics and /readyz can be watched.
+      adminListener?.server.close();
+      adminListener?.server.closeAllConnections();
       api.close();
       await store.close();
       await bus.close();
@@ -264,7 +269,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     })();
     return closing;
   };
-  return { url, port, adminToken, metrics, close };
+  return { url, port, adminUrl, adminToken, metrics, close };
 }
 
 /** Runs `work`, resolving true when it finished within `ms`, false when the time ran out first. */

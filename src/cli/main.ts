@@ -7,9 +7,9 @@ import { parseArgs } from 'node:util';
 import { signProjectToken } from '../auth/project-jwt.js';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { type Config, loadConfig, readDotEnv } from '../config.js';
-import { parseProjectName } from '../http/admin.js';
 import { openStore, startServer } from '../main.js';
 import { createLogger } from '../observability/logger.js';
+import { checkProjectName } from '../tenancy/project-name.js';
 import { Projects } from '../tenancy/projects.js';
 
 const USAGE = `Usage:
@@ -97,7 +97,7 @@ async function run(argv: string[]): Promise<void> {
   const config = loadConfig();
   if (command === 'serve') return serve(config);
   if (command === 'projects' && sub === 'create') {
-    const name = parseProjectName(JSON.stringify({ name: values.name }));
+    const name = checkProjectName(values.name);
     if (typeof name !== 'string') throw new UsageError('projects create needs --name NAME');
     const project = await withProjects(config, (projects) => projects.create(name));
     process.stdout.write(`${JSON.stringify(project)}\n`);

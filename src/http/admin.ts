@@ -2,11 +2,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAdmin } from '../auth/admin-token.js';
 import type { ErrorCode } from '../errors.js';
+import { checkProjectName } from '../tenancy/project-name.js';
 import type { Projects } from '../tenancy/projects.js';
-import { BodyTooLarge, readBody, sendError, sendJson } from './io.js';
+import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
 const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;
-export const MAX_PROJECT_NAME_LENGTH = 200;
 
 export class AdminRoutes {
   readonly #projects: Projects;
@@ -36,7 +36,8 @@ export class AdminRoutes {
     }
     const match = PROJECT_PATH.exec(path);
     if (match === null) return sendError(response, 'notFound');
-    const hash = decodeURIComponent(match[1] ?? '');
+    const hash = decodePath(match[1] ?? '');
+    if (hash === undefined) return sendError(response, 'invalidPath');
     if (match[2] !== undefined) {
       if (method !== 'POST') return sendError(response, 'methodNotAllowed');
       const secret = await this.#projects.rotateSecret(hash);
@@ -78,7 +79,7 @@ export class AdminRoutes {
 }
 
 /** The `name` of a create-project body, or the error that refuses it. */
-export function parseProjectName(text: string): string | { error: ErrorCode } {
+function parseProjectName(text: string): string | { error: ErrorCode } {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -88,8 +89,5 @@ export function parseProjectName(text: string): string | { error: ErrorCode } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { error: 'invalidJson' };
   }
-  const { name } = body as { name?: unknown };
-  if (typeof name !== 'string' || name.trim() === '') return { error: 'nameRequired' };
-  if (name.length > MAX_PROJECT_NAME_LENGTH) return { error: 'nameTooLong' };
-  return name;
+  return checkProjectName((body as { name?: unknown }).name);
 }

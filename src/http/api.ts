@@ -1,6 +1,6 @@
 /**
  * `/api/*`: publish into rooms, broadcast, read history. Checks run in the contract's order:
- * x-hash, project, token, body size, body, rate limit, then the store and bus.
+ * x-hash, project, token, body size, body (or the history query), rate limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ErrorCode, UserError } from '../errors.js';
@@ -9,7 +9,7 @@ import type { Messaging } from '../realtime/messaging.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
 import type { Project, Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
-import { BodyTooLarge, type Headers, readBody, sendError, sendJson } from './io.js';
+import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 
 export interface ApiOptions {
   maxBodyBytes: number;
@@ -25,6 +25,9 @@ const HISTORY_PATH = /^\/api\/rooms\/([^/]+)\/messages$/;
 const DEFAULT_HISTORY_LIMIT = 50;
 const MAX_HISTORY_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
+const EXPOSED = { 'access-control-expose-headers': 'Retry-After' };
+
+type Fail = (code: ErrorCode, headers?: Headers) => void;
 
 interface Caller {
   project: Project;
@@ -55,7 +58,7 @@ export class ApiRoutes {
 
   async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const cors = this.#corsHeaders(request);
-    const fail = (code: ErrorCode, headers: Headers = {}): void => {
+    const fail: Fail = (code, headers = {}) => {
       this.#options.onError(code);
       sendError(response, code, { ...cors, ...headers });
     };
@@ -63,14 +66,14 @@ export class ApiRoutes {
       response.writeHead(204, {
         ...cors,
         'access-control-allow-methods': 'GET, POST, OPTIONS',
-        'access-control-allow-headers': 'x-hash, authorization, content-type',
+        'access-control-allow-headers': 'x-hash, authorization, content-type, idempotency-key',
         'access-control-max-age': '600',
       });
       response.end();
       return;
     }
     const route = this.#route(request.method ?? 'GET', path);
-    if (route === 'notFound' || route === 'methodNotAllowed') return fail(route);
+    if (typeof route === 'string') return fail(route);
     const caller = await this.#authenticate(request);
     if (typeof caller === 'string') {
       return fail(caller, caller === 'storeUnavailable' ? { 'retry-after': '1' } : {});
@@ -86,11 +89,7 @@ export class ApiRoutes {
     }
     const parsed = parseHttpBody(route.kind, text, this.#options);
     if (!parsed.ok) return fail(parsed.error);
-    const bucket = this.#bucket(caller);
-    if (!bucket.take()) {
-      this.#options.onRateLimited();
-      return fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
-    }
+    if (!this.#spend(caller, fail)) return;
     try {
       if (parsed.value.type === 'message') {
         const { room, payload } = parsed.value;
@@ -124,19 +123,18 @@ export class ApiRoutes {
     | { kind: 'message' | 'broadcast' }
     | { kind: 'history'; room: string }
     | 'notFound'
-    | 'methodNotAllowed' {
+    | 'methodNotAllowed'
+    | 'invalidPath' {
     if (path === '/api/message' || path === '/api/broadcast') {
       if (method !== 'POST') return 'methodNotAllowed';
       return { kind: path === '/api/message' ? 'message' : 'broadcast' };
     }
     const history = HISTORY_PATH.exec(path);
-    if (history === null) return 'notFound';
+    if (history === null) return decodePath(path) === undefined ? 'invalidPath' : 'notFound';
+    const room = decodePath(history[1] ?? '');
+    if (room === undefined) return 'invalidPath';
     if (method !== 'GET') return 'methodNotAllowed';
-    try {
-      return { kind: 'history', room: decodeURIComponent(history[1] ?? '') };
-    } catch {
-      return 'notFound';
-    }
+    return { kind: 'history', room };
   }
 
   async #authenticate(request: IncomingMessage): Promise<Caller | ErrorCode> {
@@ -155,7 +153,7 @@ export class ApiRoutes {
     caller: Caller,
     room: string,
     cors: Headers,
-    fail: (code: ErrorCode) => void,
+    fail: Fail,
   ): Promise<void> {
     if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
       return fail('roomTooLong');
@@ -169,6 +167,7 @@ export class ApiRoutes {
     }
     const after = query.get('after') ?? undefined;
     const before = query.get('before') ?? undefined;
+    if (!this.#spend(caller, fail)) return;
     let messages: Awaited<ReturnType<Store['history']>>;
     try {
       messages = await this.#store.history(caller.project.hash, room, { limit, after, before });
@@ -181,14 +180,21 @@ export class ApiRoutes {
     sendJson(response, 200, { messages }, cors);
   }
 
-  #bucket(caller: Caller): TokenBucket {
+  /**
+   * Takes a token from the caller's bucket, which sends and history reads share; false once the
+   * 429 has been answered.
+   */
+  #spend(caller: Caller, fail: Fail): boolean {
     const key = `${caller.project.hash}\n${caller.sub}`;
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       bucket = new TokenBucket(this.#options.rateLimit, this.#options.rateBurst);
       this.#buckets.set(key, bucket);
     }
-    return bucket;
+    if (bucket.take()) return true;
+    this.#options.onRateLimited();
+    fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
+    return false;
   }
 
   #sweep(): void {
@@ -196,12 +202,13 @@ export class ApiRoutes {
     for (const [key, bucket] of this.#buckets) if (bucket.full(now)) this.#buckets.delete(key);
   }
 
+  /** Every /api answer to an allowed origin: a browser hides Retry-After from scripts unless exposed. */
   #corsHeaders(request: IncomingMessage): Headers {
     const allowed = this.#options.corsOrigins;
-    if (allowed.includes('*')) return { 'access-control-allow-origin': '*' };
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*', ...EXPOSED };
     const origin = request.headers.origin;
     if (origin !== undefined && allowed.includes(origin)) {
-      return { 'access-control-allow-origin': origin, vary: 'Origin' };
+      return { 'access-control-allow-origin': origin, vary: 'Origin', ...EXPOSED };
     }
     return {};
   }

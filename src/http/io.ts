@@ -1,4 +1,4 @@
-/** Reading bodies with a size limit, and writing JSON answers. */
+/** Reading bodies with a size limit, decoding paths, and writing JSON answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode } from '../errors.js';
 
@@ -23,6 +23,18 @@ export function sendJson(
 export function sendError(response: ServerResponse, code: ErrorCode, headers: Headers = {}): void {
   const spec = ERRORS[code];
   sendJson(response, spec.status, { success: false, error: spec.message }, headers);
+}
+
+/**
+ * A path, or one segment of it, with its % escapes decoded; undefined when an escape is malformed,
+ * which the caller answers with 400 `Invalid path`.
+ */
+export function decodePath(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 export class BodyTooLarge extends Error {}

@@ -19,6 +19,7 @@ export interface TestServer extends RunningServer {
   /** Lines the server printed (banner, listening line). */
   readonly printed: string[];
   createProject(name?: string): Promise<TestProject>;
+  /** A call to adminUrl (the main url unless ADMIN_PORT is set) with the admin token. */
   admin(method: string, path: string, body?: unknown): Promise<Response>;
   /** POST/GET on /api with x-hash and a bearer token. */
   api(
@@ -44,7 +45,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     print: (text) => printed.push(text),
   });
   const admin = (method: string, path: string, body?: unknown): Promise<Response> =>
-    fetch(`${server.url}${path}`, {
+    fetch(`${server.adminUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

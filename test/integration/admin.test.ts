@@ -31,7 +31,7 @@ describe('admin API: /admin/projects', () => {
   const call = (method: string, path: string, authorization?: string, body?: string) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (authorization !== undefined) headers.authorization = authorization;
-    return fetch(`${server.url}${path}`, { method, headers, body });
+    return fetch(`${server.adminUrl}${path}`, { method, headers, body });
   };
 
   it('POST /admin/projects {"name":"demo"} answers 201 with exactly hash, jwtSecret, name, createdAt', async () => {
@@ -99,20 +99,45 @@ describe('admin API: /admin/projects', () => {
     });
   });
 
-  it('an unknown hash answers 404 on GET, DELETE and rotate-secret', async () => {
-    for (const [method, path] of [
-      ['GET', '/admin/projects/no-such-hash'],
-      ['DELETE', '/admin/projects/no-such-hash'],
-      ['POST', '/admin/projects/no-such-hash/rotate-secret'],
-    ] as const) {
+  /** Each route answers exactly `{"success":false,"error":ERROR}` with that status. */
+  const expectRefused = async (
+    routes: readonly (readonly [string, string])[],
+    status: number,
+    error: string,
+  ): Promise<void> => {
+    for (const [method, path] of routes) {
       const response = await server.admin(method, path);
-      assert.equal(response.status, 404, `${method} ${path}`);
-      assert.deepEqual(
-        await response.json(),
-        { success: false, error: 'Unknown project' },
-        `${method} ${path}`,
-      );
+      assert.equal(response.status, status, `${method} ${path}`);
+      assert.equal(await response.text(), JSON.stringify({ success: false, error }), path);
     }
+  };
+
+  it('an unknown hash answers 404 on GET, DELETE and rotate-secret', async () => {
+    await expectRefused(
+      [
+        ['GET', '/admin/projects/no-such-hash'],
+        ['DELETE', '/admin/projects/no-such-hash'],
+        ['POST', '/admin/projects/no-such-hash/rotate-secret'],
+      ],
+      404,
+      'Unknown project',
+    );
+  });
+
+  it('a malformed % escape in the hash answers 400 Invalid path on GET, DELETE and rotate-secret, never 500', async () => {
+    const before = await (await server.admin('GET', '/admin/projects')).text();
+    await expectRefused(
+      [
+        ['GET', '/admin/projects/%zz'],
+        ['DELETE', '/admin/projects/%zz'],
+        ['GET', '/admin/projects/%E0%A4%A'],
+        ['POST', '/admin/projects/%E0/rotate-secret'],
+        ['POST', '/admin/projects/%/rotate-secret'],
+      ],
+      400,
+      'Invalid path',
+    );
+    assert.equal(await (await server.admin('GET', '/admin/projects')).text(), before);
   });
 
   it('DELETE /admin/projects/:hash answers 204 with no body; its sockets get Unknown project and close 4004; then the project is gone (404, not listed, its tokens refused)', async () => {

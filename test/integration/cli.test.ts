@@ -244,6 +244,70 @@ describe('CLI: projects and tokens on the server database', () => {
     assert.equal(lines(result.stderr).length, 1, result.stderr);
     assert.doesNotMatch(result.stderr, STACK_LINE);
   });
+
+  it('`projects create` refuses a missing, empty, blank or too-long name with the usage line, and creates nothing', async () => {
+    const database = freshDatabase();
+    for (const args of [
+      ['projects', 'create'],
+      ['projects', 'create', '--name', ''],
+      ['projects', 'create', '--name', '   '],
+      ['projects', 'create', '--name', 'x'.repeat(201)],
+    ]) {
+      const result = await runCli(args, { DATABASE_URL: database });
+      assert.equal(result.code, 1, args.join(' '));
+      assert.equal(result.stdout, '', args.join(' '));
+      assert.equal(
+        result.stderr,
+        'socket-base: projects create needs --name NAME\n',
+        args.join(' '),
+      );
+    }
+    const longest = await runCli(['projects', 'create', '--name', 'x'.repeat(200)], {
+      DATABASE_URL: database,
+    });
+    assert.equal(longest.code, 0, longest.stderr);
+    const list = await runCli(['projects', 'list'], { DATABASE_URL: database });
+    const { projects } = JSON.parse(list.stdout) as { projects: Created[] };
+    assert.deepEqual(
+      projects.map((p) => p.name),
+      ['x'.repeat(200)],
+    );
+  });
+});
+
+describe('CLI: a start that cannot use DATABASE_URL or REDIS_URL never prints its password', {
+  concurrency: true,
+}, () => {
+  const cases: [string, Record<string, string>, string][] = [
+    [
+      'DATABASE_URL',
+      { DATABASE_URL: 'postgres://u:secretpw@127.0.0.1:1/x' },
+      'postgres://u:***@127.0.0.1:1/x',
+    ],
+    [
+      'DATABASE_URL',
+      { DATABASE_URL: 'postgres//u:secretpw@127.0.0.1:1/x' },
+      'postgres//u:***@127.0.0.1:1/x',
+    ],
+    [
+      'REDIS_URL',
+      { DATABASE_URL: 'sqlite::memory:', REDIS_URL: 'redis://:secretpw@127.0.0.1:1' },
+      'redis://:***@127.0.0.1:1',
+    ],
+  ];
+  for (const [variable, env, shown] of cases) {
+    const value = env[variable] ?? '';
+    it(`${variable}=${value} exits 1 with one stderr line naming ${variable} as ${shown}, and secretpw nowhere`, async () => {
+      const result = await runCli(['serve'], { PORT: '0', HOST: '127.0.0.1', ...env });
+      assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+      assert.equal(lines(result.stderr).length, 1, result.stderr);
+      assert.ok(result.stderr.includes(variable), result.stderr);
+      assert.ok(result.stderr.includes(shown), result.stderr);
+      assert.ok(!`${result.stdout}${result.stderr}`.includes('secretpw'), result.stderr);
+      assert.doesNotMatch(result.stderr, STACK_LINE);
+      assert.doesNotMatch(result.stdout, /listening/);
+    });
+  }
 });
 
 describe('CLI: a bad configuration stops the start with one line naming the variable', {

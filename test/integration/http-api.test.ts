@@ -485,13 +485,55 @@ describe('HTTP API: rate limit (RATE_LIMIT=1, RATE_BURST=2)', () => {
     assert.deepEqual(await errorOf(await send({})), refused(400, 'Payload required'));
     assert.equal((await send({ payload: '3' })).status, 429);
   });
+
+  it('a history read past the burst answers 429 Rate limit exceeded with Retry-After, and sends of the same user share its bucket', async () => {
+    const token = await signToken(a.project.jwtSecret, 'reader');
+    const read = (): Promise<Response> =>
+      server.api('GET', '/api/rooms/limited/messages', { hash: a.project.hash, token });
+    const send = (): Promise<Response> =>
+      server.api('POST', '/api/message', {
+        hash: a.project.hash,
+        token,
+        body: { room: 'shared-bucket', payload: 'counted' },
+      });
+    assert.equal((await read()).status, 200);
+    assert.equal((await send()).status, 200);
+    const refusedRead = await read();
+    assert.deepEqual(await errorOf(refusedRead), refused(429, 'Rate limit exceeded'));
+    assert.match(refusedRead.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+    const refusedSend = await send();
+    assert.deepEqual(await errorOf(refusedSend), refused(429, 'Rate limit exceeded'));
+    assert.deepEqual(
+      (await a.history('shared-bucket')).map((m) => [m.from, m.payload]),
+      [['reader', 'counted']],
+    );
+  });
+
+  it('a history read is checked before the rate limit: past the burst, a bad limit or room still answers 400', async () => {
+    const token = await signToken(a.project.jwtSecret, 'careless-reader');
+    const read = (path: string): Promise<Response> =>
+      server.api('GET', path, { hash: a.project.hash, token });
+    assert.equal((await read('/api/rooms/r/messages')).status, 200);
+    assert.equal((await read('/api/rooms/r/messages')).status, 200);
+    assert.deepEqual(
+      await errorOf(await read('/api/rooms/r/messages?limit=0')),
+      refused(400, 'Limit must be a positive integer'),
+    );
+    assert.deepEqual(
+      await errorOf(await read(`/api/rooms/${'x'.repeat(257)}/messages`)),
+      refused(400, 'Room name too long'),
+    );
+    assert.equal((await read('/api/rooms/r/messages')).status, 429);
+  });
 });
 
 describe('HTTP API: CORS', () => {
   let open: TestServer;
   let restricted: TestServer;
+  let limited: TestServer;
   let openTenant: Tenant;
   let restrictedTenant: Tenant;
+  let limitedTenant: Tenant;
 
   const preflight = (server: TestServer, origin: string) =>
     rawRequest(`${server.url}/api/message`, {
@@ -518,12 +560,19 @@ describe('HTTP API: CORS', () => {
   before(async () => {
     open = await startTestServer();
     restricted = await startTestServer({ CORS_ORIGINS: 'https://a.example' });
+    limited = await startTestServer({
+      CORS_ORIGINS: 'https://a.example',
+      RATE_LIMIT: '1',
+      RATE_BURST: '1',
+    });
     openTenant = await tenant(open, 'cors-open');
     restrictedTenant = await tenant(restricted, 'cors-restricted');
+    limitedTenant = await tenant(limited, 'cors-limited');
   });
   after(async () => {
     await open.close();
     await restricted.close();
+    await limited.close();
   });
 
   it('a preflight for POST /api/message with x-hash and authorization answers 2xx allowing the origin and both headers', async () => {
@@ -574,6 +623,40 @@ describe('HTTP API: CORS', () => {
       const call = await post(restricted, restrictedTenant, origin);
       assert.equal(call.headers['access-control-allow-origin'], undefined, origin);
     }
+  });
+
+  it('a preflight allows exactly the headers x-hash, authorization, content-type and idempotency-key', async () => {
+    for (const server of [open, restricted]) {
+      const response = await preflight(server, 'https://a.example');
+      const allowed = headerText(response, 'access-control-allow-headers')
+        .split(',')
+        .map((name) => name.trim())
+        .sort();
+      assert.deepEqual(allowed, ['authorization', 'content-type', 'idempotency-key', 'x-hash']);
+    }
+  });
+
+  it('every /api answer to an allowed origin exposes Retry-After: a 200, the 429 past the burst, a 404', async () => {
+    const ok = await post(limited, limitedTenant, 'https://a.example');
+    assert.equal(ok.status, 200);
+    assert.equal(headerText(ok, 'access-control-expose-headers'), 'retry-after');
+    const limitedCall = await post(limited, limitedTenant, 'https://a.example');
+    assert.deepEqual(
+      [limitedCall.status, limitedCall.json()],
+      [429, { success: false, error: 'Rate limit exceeded' }],
+    );
+    assert.match(headerText(limitedCall, 'retry-after'), /^[1-9]\d*$/);
+    assert.equal(headerText(limitedCall, 'access-control-allow-origin'), 'https://a.example');
+    assert.equal(headerText(limitedCall, 'access-control-expose-headers'), 'retry-after');
+    const missing = await rawRequest(`${limited.url}/api/nowhere`, {
+      headers: { origin: 'https://a.example' },
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(headerText(missing, 'access-control-expose-headers'), 'retry-after');
+    const open200 = await post(open, openTenant, 'https://app.example');
+    assert.equal(headerText(open200, 'access-control-expose-headers'), 'retry-after');
+    const stranger = await post(limited, limitedTenant, 'https://b.example');
+    assert.equal(stranger.headers['access-control-expose-headers'], undefined);
   });
 });
 
@@ -736,6 +819,21 @@ describe('HTTP API: GET /api/rooms/:room/messages', () => {
       token: a.token,
     });
     assert.deepEqual(await errorOf(crossed), refused(401, 'Invalid token'));
+  });
+
+  it('a malformed % escape in the room answers 400 Invalid path, not 404 or 500', async () => {
+    for (const path of [
+      '/api/rooms/%E0%A4%A/messages',
+      '/api/rooms/%zz/messages',
+      '/api/rooms/%E0/messages',
+      '/api/rooms/room%/messages',
+    ]) {
+      const response = await rawRequest(`${server.url}${path}`, {
+        headers: { 'x-hash': a.project.hash, authorization: `Bearer ${a.token}` },
+      });
+      assert.equal(response.status, 400, path);
+      assert.equal(response.text, '{"success":false,"error":"Invalid path"}', path);
+    }
   });
 
   it('history requires x-hash and a valid token like the other calls', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, readDotEnv } from '../../src/config.js';
+import { ConfigError, loadConfig, maskCredentials, readDotEnv } from '../../src/config.js';
 
 describe('configuration from the environment', () => {
   it('has the documented defaults', () => {
@@ -57,6 +57,69 @@ describe('configuration from the environment', () => {
         () => loadConfig({ [name]: value }),
         (error: unknown) => error instanceof ConfigError && error.message.includes(name),
       );
+    }
+  });
+
+  it('a bad DATABASE_URL or REDIS_URL is shown with its password masked as ***, never the password', () => {
+    for (const [name, value, shown, secret] of [
+      [
+        'DATABASE_URL',
+        'mysql://user:secretpw@db.example/app',
+        'mysql://user:***@db.example/app',
+        'secretpw',
+      ],
+      [
+        'DATABASE_URL',
+        'postgres//user:secretpw@db.example/app',
+        'postgres//user:***@db.example/app',
+        'secretpw',
+      ],
+      [
+        'DATABASE_URL',
+        'mysql://user:p@ss:w0rd@db.example/app',
+        'mysql://user:***@db.example/app',
+        'ss:w0rd',
+      ],
+      [
+        'REDIS_URL',
+        'http://:redispw@cache.example:6379',
+        'http://:***@cache.example:6379',
+        'redispw',
+      ],
+      [
+        'REDIS_URL',
+        'http://default:red is/pw@cache.example',
+        'http://default:***@cache.example',
+        'red is',
+      ],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.ok(error.message.includes(name), error.message);
+          assert.ok(error.message.includes(shown), error.message);
+          assert.ok(!error.message.includes(secret), error.message);
+          return true;
+        },
+      );
+    }
+  });
+
+  it('maskCredentials keeps the user and the host, hides the password, and leaves a URL without one alone', () => {
+    assert.equal(maskCredentials('postgres://user:pw@host/db'), 'postgres://user:***@host/db');
+    assert.equal(
+      maskCredentials('postgres://host/db?sslmode=require&password=pw'),
+      'postgres://host/db?sslmode=require&password=***',
+    );
+    assert.equal(maskCredentials('rediss://:pw@host:6380/2'), 'rediss://:***@host:6380/2');
+    for (const plain of [
+      'postgres://postgres@127.0.0.1:5432/test',
+      'redis://127.0.0.1:6379',
+      'sqlite:./data/socket-base.db',
+      'sqlite::memory:',
+    ]) {
+      assert.equal(maskCredentials(plain), plain);
     }
   });
 
