@@ -4,13 +4,14 @@
  * admitted socket to a handler. It knows sockets, not rooms.
  */
 
-import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, Server } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import * as wsModule from 'ws';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { Admit, ClientHandler, Connection, PreparedFrame } from './connection.js';
+import type { Admit } from './connection.js';
+import { CorkQueue, connectionOf, type TransportShared, track } from './ws-connection.js';
+import { checkWsInternals } from './ws-internals.js';
+
+export { prepareFrame } from './ws-internals.js';
 
 export interface WsTransportOptions {
   maxFrameBytes: number;
@@ -39,133 +40,6 @@ export function clientAddress(request: IncomingMessage, trustProxy: string[]): s
   return hops[hops.length - 1] || peer;
 }
 
-const TEXT_FRAME = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false };
-
-/** ws exports its framing as `Sender.frame`; its type definitions do not declare it. */
-const { Sender } = wsModule as unknown as {
-  Sender: { frame(data: Buffer, options: typeof TEXT_FRAME): Buffer[] };
-};
-
-/** Frames a text message once (RFC 6455, server to client: unmasked, uncompressed). */
-export function prepareFrame(text: string): PreparedFrame {
-  return Buffer.concat(Sender.frame(Buffer.from(text), TEXT_FRAME)) as PreparedFrame;
-}
-
-/**
- * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
- * first prepared frame and every corked socket is uncorked once, on the next turn, so a burst of
- * frames to one client costs one write to the network rather than one per frame.
- */
-const corked: WsConnection[] = [];
-let flushScheduled = false;
-
-function flushCorked(): void {
-  flushScheduled = false;
-  for (const connection of corked.splice(0)) connection.uncork();
-}
-
-/** ws keeps the network socket in `_socket`; prepared frames are written to it directly. */
-type WithNetSocket = WebSocket & { _socket: Socket };
-
-/** Where a socket keeps its WsConnection, so that one set of listeners serves every socket. */
-const STATE = Symbol('socket-base connection');
-type TrackedSocket = WebSocket & { [STATE]: WsConnection };
-/** ws's typings give listeners `this: WebSocket`; ours know the socket carries its state. */
-type EventEmitterOf<T> = { on(event: string, listener: (this: T, ...args: never[]) => void): void };
-
-class WsConnection implements Connection {
-  readonly #socket: WebSocket;
-  readonly #net: Socket;
-  readonly options: WsTransportOptions;
-  /** Bytes written this turn, held by the cork: not yet a sign of a slow reader. */
-  #heldThisTurn = 0;
-  /** Set once the socket is admitted; frames that come before wait in `early`. */
-  handler: ClientHandler | undefined;
-  early: { data: Buffer; isBinary: boolean }[] | undefined = [];
-  closed = false;
-  /** A ping went out and neither a pong nor any frame came back since. */
-  awaitingPong = false;
-
-  constructor(socket: WebSocket, options: WsTransportOptions) {
-    this.#socket = socket;
-    this.#net = (socket as WithNetSocket)._socket;
-    this.options = options;
-  }
-
-  receive(data: Buffer, isBinary: boolean): void {
-    const handler = this.handler;
-    if (handler === undefined) return;
-    if (isBinary && !isUtf8(data)) handler.onUnreadable();
-    else handler.onText(data.toString('utf8'));
-  }
-
-  send(text: string): void {
-    // The same path as shared frames: one buffer, coalesced with the turn's other frames.
-    this.sendPrepared(prepareFrame(text));
-  }
-
-  sendPrepared(frame: PreparedFrame): void {
-    if (this.#socket.readyState !== 1) return;
-    this.options.counts.framesOut++;
-    // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
-    // never queues, so frames stay whole and in order on the socket.
-    if (this.#net.writableCorked === 0) {
-      this.#net.cork();
-      this.#heldThisTurn = 0;
-      corked.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushCorked);
-      }
-    }
-    this.#heldThisTurn += frame.length;
-    this.#net.write(frame);
-  }
-
-  uncork(): void {
-    this.#heldThisTurn = 0;
-    this.#net.uncork();
-  }
-
-  /** Sends the handshake's answer, held back since the upgrade, with the frames admission wrote. */
-  releaseHandshake(): void {
-    if (this.#net.writableCorked > 0) this.uncork();
-  }
-
-  close(code: number, reason: string): void {
-    if (this.#socket.readyState >= 2) return;
-    this.#socket.close(code, reason);
-  }
-
-  /** What earlier turns left unsent: the client is not reading fast enough. */
-  get backlog(): number {
-    return this.#socket.bufferedAmount - this.#heldThisTurn;
-  }
-}
-
-// One set of listeners for every socket (no closures per connection): `this` is the socket.
-function onMessage(this: TrackedSocket, data: Buffer, isBinary: boolean): void {
-  const connection = this[STATE];
-  connection.options.counts.framesIn++;
-  connection.awaitingPong = false;
-  if (connection.early !== undefined) connection.early.push({ data, isBinary });
-  else connection.receive(data, isBinary);
-}
-
-function onPong(this: TrackedSocket): void {
-  this[STATE].awaitingPong = false;
-}
-
-function onError(this: TrackedSocket, error: Error): void {
-  this[STATE].options.onError(error);
-}
-
-function onClose(this: TrackedSocket): void {
-  const connection = this[STATE];
-  connection.closed = true;
-  connection.handler?.onClose();
-}
-
 export class WsTransport {
   readonly #server = new WebSocketServer({
     noServer: true,
@@ -176,13 +50,16 @@ export class WsTransport {
   readonly #options: WsTransportOptions;
   readonly #admit: Admit;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #shared: TransportShared;
   #accepting = true;
 
   constructor(httpServer: Server, admit: Admit, options: WsTransportOptions) {
+    checkWsInternals();
     this.#options = options;
     this.#admit = admit;
     // ws closes with 1009 when a frame is larger than maxPayload.
     (this.#server.options as { maxPayload: number }).maxPayload = options.maxFrameBytes;
+    this.#shared = { counts: options.counts, corks: new CorkQueue(), onError: options.onError };
     httpServer.on('upgrade', (request, socket, head) => this.#upgrade(request, socket, head));
     this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatMs);
     this.#heartbeat.unref();
@@ -246,12 +123,7 @@ export class WsTransport {
   }
 
   #open(socket: WebSocket, hash: string, token: string, address: string): void {
-    const connection = new WsConnection(socket, this.#options);
-    const tracked = Object.assign(socket, { [STATE]: connection }) as EventEmitterOf<TrackedSocket>;
-    tracked.on('message', onMessage);
-    tracked.on('pong', onPong);
-    tracked.on('error', onError);
-    tracked.on('close', onClose);
+    const connection = track(socket, this.#shared);
     this.#admit(connection, hash, token, address).then(
       (admission) => {
         if (!admission.ok) {
@@ -260,12 +132,7 @@ export class WsTransport {
           connection.releaseHandshake();
           return;
         }
-        connection.handler = admission.handler;
-        connection.releaseHandshake();
-        const queued = connection.early ?? [];
-        connection.early = undefined;
-        for (const frame of queued) connection.receive(frame.data, frame.isBinary);
-        if (connection.closed) admission.handler.onClose();
+        connection.admitted(admission.handler);
       },
       (error: unknown) => {
         this.#options.onError(error);
@@ -277,7 +144,7 @@ export class WsTransport {
 
   #beat(): void {
     for (const socket of this.#server.clients) {
-      const connection = (socket as TrackedSocket)[STATE];
+      const connection = connectionOf(socket);
       if (connection === undefined) continue;
       if (connection.awaitingPong) {
         socket.terminate();
