@@ -1,13 +1,20 @@
 /**
  * One `ws` socket as the realtime layer's Connection: prepared frames written straight to the
  * network socket, coalesced per turn of the event loop, and the frames that come before admission
- * held until there is a handler for them.
+ * held (within a bound) until there is a handler for them.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { CLOSE_CODES } from '../errors.js';
 import type { ClientHandler, Connection, PreparedFrame } from './connection.js';
 import { netSocketOf, prepareFrame } from './ws-internals.js';
+
+/** A client address's share of MAX_CONNECTIONS_PER_IP, one object for all its connections. */
+export interface AddressSlot {
+  readonly address: string;
+  count: number;
+}
 
 /**
  * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
@@ -36,13 +43,22 @@ export class CorkQueue {
 export interface TransportShared {
   readonly counts: { framesIn: number; framesOut: number };
   readonly corks: CorkQueue;
+  /** RATE_BURST: frames that may wait for admission. */
+  readonly maxEarlyFrames: number;
   onError(error: unknown): void;
+  /** More frames than may wait came before admission; the socket is being closed with 1008. */
+  onEarlyOverflow(connection: WsConnection): void;
+  /** The socket is gone: its place (and its address's) is free. */
+  onGone(connection: WsConnection): void;
 }
 
 interface EarlyFrame {
   data: Buffer;
   isBinary: boolean;
 }
+
+/** `early` of a socket closed for sending too much before admission: what comes is dropped. */
+const DISCARDED: readonly EarlyFrame[] = Object.freeze([]);
 
 export class WsConnection implements Connection {
   readonly #socket: WebSocket;
@@ -52,15 +68,18 @@ export class WsConnection implements Connection {
   #heldThisTurn = 0;
   /** Set once the socket is admitted; frames that come before wait in `early`. */
   handler: ClientHandler | undefined;
-  early: EarlyFrame[] | undefined = [];
+  early: readonly EarlyFrame[] | undefined = [];
   closed = false;
   /** A ping went out and neither a pong nor any frame came back since. */
   awaitingPong = false;
+  /** Its address's count, when MAX_CONNECTIONS_PER_IP is set; given back when the socket goes. */
+  slot: AddressSlot | undefined;
 
-  constructor(socket: WebSocket, shared: TransportShared) {
+  constructor(socket: WebSocket, shared: TransportShared, slot: AddressSlot | undefined) {
     this.#socket = socket;
     this.#net = netSocketOf(socket);
     this.shared = shared;
+    this.slot = slot;
   }
 
   receive(data: Buffer, isBinary: boolean): void {
@@ -70,13 +89,31 @@ export class WsConnection implements Connection {
     else handler.onText(data.toString('utf8'));
   }
 
+  /** Keeps a frame that came before admission; one past the bound closes the socket with 1008. */
+  hold(early: readonly EarlyFrame[], data: Buffer, isBinary: boolean): void {
+    if (early === DISCARDED) return;
+    if (early.length < this.shared.maxEarlyFrames) {
+      (early as EarlyFrame[]).push({ data, isBinary });
+      return;
+    }
+    this.early = DISCARDED;
+    const { code, reason } = CLOSE_CODES.policyViolation;
+    this.close(code, reason);
+    // The close goes now, with the 101 it would otherwise wait behind until admission ends.
+    this.releaseHandshake();
+    this.shared.onEarlyOverflow(this);
+  }
+
   /** Hands the frames that waited, then every later one, to the admitted socket's handler. */
   admitted(handler: ClientHandler): void {
     this.handler = handler;
     this.releaseHandshake();
-    const queued = this.early ?? [];
-    this.early = undefined;
-    for (const frame of queued) this.receive(frame.data, frame.isBinary);
+    const queued = this.early;
+    // A socket closed for what it sent before admission stays deaf until it is gone.
+    if (queued !== DISCARDED) {
+      this.early = undefined;
+      for (const frame of queued ?? []) this.receive(frame.data, frame.isBinary);
+    }
     if (this.closed) handler.onClose();
   }
 
@@ -131,7 +168,8 @@ function onMessage(this: TrackedSocket, data: Buffer, isBinary: boolean): void {
   const connection = this[STATE];
   connection.shared.counts.framesIn++;
   connection.awaitingPong = false;
-  if (connection.early !== undefined) connection.early.push({ data, isBinary });
+  const early = connection.early;
+  if (early !== undefined) connection.hold(early, data, isBinary);
   else connection.receive(data, isBinary);
 }
 
@@ -146,12 +184,17 @@ function onError(this: TrackedSocket, error: Error): void {
 function onClose(this: TrackedSocket): void {
   const connection = this[STATE];
   connection.closed = true;
+  connection.shared.onGone(connection);
   connection.handler?.onClose();
 }
 
 /** Makes a WsConnection of an opened socket and listens to it. */
-export function track(socket: WebSocket, shared: TransportShared): WsConnection {
-  const connection = new WsConnection(socket, shared);
+export function track(
+  socket: WebSocket,
+  shared: TransportShared,
+  slot: AddressSlot | undefined,
+): WsConnection {
+  const connection = new WsConnection(socket, shared, slot);
   const tracked = Object.assign(socket, { [STATE]: connection }) as EventEmitterOf<TrackedSocket>;
   tracked.on('message', onMessage);
   tracked.on('pong', onPong);

@@ -1,30 +1,57 @@
 /**
- * WebSocket transport on `ws`, attached to the HTTP server's `upgrade` event: the frame size limit
- * (1009), RFC 6455 closes (1002, 1007, done by ws), protocol pings, and the hand-over of each
- * admitted socket to a handler. It knows sockets, not rooms.
+ * WebSocket transport on `ws`, attached to the HTTP server's `upgrade` event: the guards before
+ * admission (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, HANDSHAKE_TIMEOUT_MS, the bound on early
+ * frames), the frame size limit (1009), RFC 6455 closes (1002, 1007, done by ws), protocol pings,
+ * and the hand-over of each admitted socket to a handler. It knows sockets, not rooms.
  */
 
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { CLOSE_CODES } from '../errors.js';
 import type { Admit } from './connection.js';
-import { CorkQueue, connectionOf, type TransportShared, track } from './ws-connection.js';
+import {
+  AddressCounts,
+  HandshakeDeadlines,
+  refuseUpgrade,
+  refuseUpgradeWith,
+} from './upgrade-guards.js';
+import {
+  type AddressSlot,
+  CorkQueue,
+  connectionOf,
+  type TransportShared,
+  track,
+  type WsConnection,
+} from './ws-connection.js';
 import { checkWsInternals } from './ws-internals.js';
 
 export { prepareFrame } from './ws-internals.js';
+
+/** Why the transport itself refused or dropped a socket (the `reason` of the refusal counter). */
+export type TransportRefusal = 'capacity' | 'per_ip' | 'handshake_timeout' | 'early_frames';
 
 export interface WsTransportOptions {
   maxFrameBytes: number;
   heartbeatMs: number;
   /** Proxies whose X-Forwarded-For names the client (TRUST_PROXY). */
   trustProxy: string[];
-  /** Whether to look up each client's address (only logs use it: it costs a system call). */
+  /** Whether logs want each client's address (it costs a system call; the per-IP limit needs it). */
   addresses: boolean;
+  /** MAX_CONNECTIONS: open WebSockets plus upgrades being admitted. */
+  maxConnections: number;
+  /** MAX_CONNECTIONS_PER_IP, counted by `clientAddress`; undefined: no limit. */
+  maxConnectionsPerIp: number | undefined;
+  /** HANDSHAKE_TIMEOUT_MS: from the TCP connection to the end of admission. */
+  handshakeTimeoutMs: number;
+  /** RATE_BURST: frames that may wait for admission; one more closes the socket with 1008. */
+  maxEarlyFrames: number;
   /** Serialises the error frame sent before a refused socket is closed. */
   errorFrame(message: string): string;
   /** Frames in and out, counted as plain numbers (read when metrics are scraped). */
   counts: { framesIn: number; framesOut: number };
   onError(error: unknown): void;
+  onRefused(reason: TransportRefusal, address: string): void;
 }
 
 const WS_PATH = /^\/ws\/([^/?#]+)\/?(?:\?|$)/;
@@ -50,6 +77,8 @@ export class WsTransport {
   readonly #options: WsTransportOptions;
   readonly #admit: Admit;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #perAddress: AddressCounts | undefined;
+  readonly #deadlines: HandshakeDeadlines;
   readonly #shared: TransportShared;
   #accepting = true;
 
@@ -59,7 +88,30 @@ export class WsTransport {
     this.#admit = admit;
     // ws closes with 1009 when a frame is larger than maxPayload.
     (this.#server.options as { maxPayload: number }).maxPayload = options.maxFrameBytes;
-    this.#shared = { counts: options.counts, corks: new CorkQueue(), onError: options.onError };
+    this.#perAddress =
+      options.maxConnectionsPerIp === undefined
+        ? undefined
+        : new AddressCounts(options.maxConnectionsPerIp);
+    this.#deadlines = new HandshakeDeadlines(options.handshakeTimeoutMs, () =>
+      options.onRefused('handshake_timeout', ''),
+    );
+    const perAddress = this.#perAddress;
+    this.#shared = {
+      counts: options.counts,
+      corks: new CorkQueue(),
+      maxEarlyFrames: options.maxEarlyFrames,
+      onError: options.onError,
+      onEarlyOverflow: () => options.onRefused('early_frames', ''),
+      onGone(connection: WsConnection): void {
+        if (connection.slot === undefined) return;
+        perAddress?.give(connection.slot);
+        connection.slot = undefined;
+      },
+    };
+    // Every TCP connection has until the deadline to send a whole request: a plain HTTP request
+    // ends its deadline when its headers are read (keep-alive is Node's), an upgrade when admitted.
+    httpServer.on('connection', (socket: Duplex) => this.#deadlines.start(socket));
+    httpServer.on('request', (request: IncomingMessage) => this.#deadlines.end(request.socket));
     httpServer.on('upgrade', (request, socket, head) => this.#upgrade(request, socket, head));
     this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatMs);
     this.#heartbeat.unref();
@@ -74,10 +126,11 @@ export class WsTransport {
     this.#accepting = false;
   }
 
-  /** Closes every socket with the code, waits (bounded) for them to go, and stops the heartbeat. */
+  /** Closes every socket with the code, waits (bounded) for them to go, and stops the timers. */
   async close(code: number, reason: string, graceMs = 2000): Promise<void> {
     this.#accepting = false;
     clearInterval(this.#heartbeat);
+    this.#deadlines.stop();
     const sockets = [...this.#server.clients];
     for (const socket of sockets) socket.close(code, reason);
     const gone = Promise.all(
@@ -100,32 +153,71 @@ export class WsTransport {
   }
 
   #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const match = WS_PATH.exec(request.url ?? '');
+    const url = request.url ?? '';
+    const match = WS_PATH.exec(url);
     if (match === null || !this.#accepting) {
-      const status = match === null ? '404 Not Found' : '503 Service Unavailable';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      this.#deadlines.end(socket);
+      refuseUpgrade(socket, match === null ? 404 : 503);
       return;
     }
-    const url = request.url ?? '';
-    const query = url.indexOf('?');
     let hash: string;
     try {
       hash = decodeURIComponent(match[1] ?? '');
     } catch {
-      hash = '';
+      this.#refuse(socket, 'invalidPath');
+      return;
     }
+    // Counted before anything is looked up: a refusal here costs no store or token work.
+    if (this.#server.clients.size >= this.#options.maxConnections) {
+      this.#refuse(socket, 'serverAtCapacity');
+      this.#options.onRefused('capacity', '');
+      return;
+    }
+    const perAddress = this.#perAddress;
+    const address =
+      this.#options.addresses || perAddress !== undefined
+        ? clientAddress(request, this.#options.trustProxy)
+        : '';
+    let slot: AddressSlot | undefined;
+    if (perAddress !== undefined) {
+      slot = perAddress.take(address);
+      if (slot === undefined) {
+        this.#refuse(socket, 'tooManyConnections');
+        this.#options.onRefused('per_ip', address);
+        return;
+      }
+    }
+    const query = url.indexOf('?');
     const token = query === -1 ? '' : (new URLSearchParams(url.slice(query + 1)).get('jwt') ?? '');
-    const address = this.#options.addresses ? clientAddress(request, this.#options.trustProxy) : '';
     // The 101 answer waits for admission, so that it leaves with the `connected` frame (or the
     // refusal) in one write instead of two.
     socket.cork();
-    this.#server.handleUpgrade(request, socket, head, (ws) => this.#open(ws, hash, token, address));
+    let opened = false;
+    this.#server.handleUpgrade(request, socket, head, (ws) => {
+      opened = true;
+      this.#open(ws, socket, hash, token, address, slot);
+    });
+    // ws answers a broken handshake itself, synchronously, without a WebSocket to count.
+    if (!opened && slot !== undefined) perAddress?.give(slot);
   }
 
-  #open(socket: WebSocket, hash: string, token: string, address: string): void {
-    const connection = track(socket, this.#shared);
+  #refuse(socket: Duplex, code: 'invalidPath' | 'serverAtCapacity' | 'tooManyConnections'): void {
+    this.#deadlines.end(socket);
+    refuseUpgradeWith(socket, code);
+  }
+
+  #open(
+    socket: WebSocket,
+    net: Duplex,
+    hash: string,
+    token: string,
+    address: string,
+    slot: AddressSlot | undefined,
+  ): void {
+    const connection = track(socket, this.#shared, slot);
     this.#admit(connection, hash, token, address).then(
       (admission) => {
+        this.#deadlines.end(net);
         if (!admission.ok) {
           connection.send(this.#options.errorFrame(admission.message));
           connection.close(admission.code, admission.message);
@@ -135,8 +227,10 @@ export class WsTransport {
         connection.admitted(admission.handler);
       },
       (error: unknown) => {
+        this.#deadlines.end(net);
         this.#options.onError(error);
-        connection.close(1011, 'Internal error');
+        const { code, reason } = CLOSE_CODES.internalError;
+        connection.close(code, reason);
         connection.releaseHandshake();
       },
     );
