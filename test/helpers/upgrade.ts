@@ -83,3 +83,16 @@ export async function eventually<T>(attempt: () => Promise<T>, ms = 3000): Promi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Fails when `promise` takes longer than `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

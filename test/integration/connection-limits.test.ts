@@ -9,7 +9,7 @@ import { type TransportRefusal, WsTransport } from '../../src/transport/ws-trans
 import { TestClient } from '../helpers/client.js';
 import { RawClient, scrapeMetrics } from '../helpers/ops.js';
 import { startTestServer, type TestProject, type TestServer } from '../helpers/server.js';
-import { eventually, lingeringSocket, refusedUpgrade } from '../helpers/upgrade.js';
+import { eventually, lingeringSocket, refusedUpgrade, within } from '../helpers/upgrade.js';
 import { expectAlive, memberUrl } from '../helpers/ws.js';
 
 const AT_CAPACITY = '{"success":false,"error":"Server at capacity"}';
@@ -32,19 +32,6 @@ function serverWith(env: Record<string, string>) {
   });
   after(() => context.server.close());
   return context;
-}
-
-/** Fails when `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('limits: MAX_CONNECTIONS 3', () => {
