@@ -96,12 +96,18 @@ export class WsConnection implements Connection {
       (early as EarlyFrame[]).push({ data, isBinary });
       return;
     }
-    this.early = DISCARDED;
     const { code, reason } = CLOSE_CODES.policyViolation;
-    this.close(code, reason);
     // The close goes now, with the 101 it would otherwise wait behind until admission ends.
-    this.releaseHandshake();
+    this.refuse(undefined, code, reason);
     this.shared.onEarlyOverflow(this);
+  }
+
+  /** Closes a socket that will not be served (with its error frame first, if any). */
+  refuse(errorFrame: string | undefined, code: number, reason: string): void {
+    this.early = DISCARDED;
+    if (errorFrame !== undefined) this.send(errorFrame);
+    this.close(code, reason);
+    this.releaseHandshake();
   }
 
   /** Hands the frames that waited, then every later one, to the admitted socket's handler. */

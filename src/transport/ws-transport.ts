@@ -218,20 +218,18 @@ export class WsTransport {
     this.#admit(connection, hash, token, address).then(
       (admission) => {
         this.#deadlines.end(net);
-        if (!admission.ok) {
-          connection.send(this.#options.errorFrame(admission.message));
-          connection.close(admission.code, admission.message);
-          connection.releaseHandshake();
+        if (admission.ok) {
+          connection.admitted(admission.handler);
           return;
         }
-        connection.admitted(admission.handler);
+        const { message, code } = admission;
+        connection.refuse(this.#options.errorFrame(message), code, message);
       },
       (error: unknown) => {
         this.#deadlines.end(net);
         this.#options.onError(error);
         const { code, reason } = CLOSE_CODES.internalError;
-        connection.close(code, reason);
-        connection.releaseHandshake();
+        connection.refuse(undefined, code, reason);
       },
     );
   }
