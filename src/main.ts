@@ -198,9 +198,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
     heartbeatMs: config.heartbeatMs,
     trustProxy: config.trustProxy,
     addresses: logger.isLevelEnabled('debug'),
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxEarlyFrames: config.rateBurst,
     errorFrame: (message) => serverFrame({ type: 'error', message }),
     counts: metrics.hot,
     onError: (error) => logger.debug({ err: error }, 'websocket error'),
+    onRefused: (reason, address) => {
+      metrics.connectionsRefused.inc({ reason });
+      logger.debug({ reason, address }, 'connection refused');
+    },
   });
 
   const { url, port } = await listen(httpServer, config.port, config.host);

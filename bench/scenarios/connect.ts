@@ -1,8 +1,9 @@
 /** Connect: 5,000 handshakes + join, each with its own JWT, after a warm-up; server CPU per connect. */
+import { loopbackSource } from '../load/loopback.js';
 import type { ConnSpec } from '../load/messages.js';
 import { nowUs } from '../load/raw-ws.js';
 import { Bystanders, cpuShare, disturbedNote } from './bounds.js';
-import { round, type Scenario, sleep, sourceAddress } from './types.js';
+import { round, type Scenario, sleep } from './types.js';
 
 /** Connects made and closed before the measured ones, so that every server's JIT is warm. */
 const WARMUP_CONNECTS = 1000;
@@ -23,7 +24,7 @@ export const connectScenario: Scenario = {
         server.socketBase && project !== undefined
           ? { hash: project.hash, secret: project.secret, sub }
           : undefined,
-      localAddress: sourceAddress(i),
+      localAddress: loopbackSource(i),
     });
     // Every server's JIT warms up on connects that are not counted (closed again): the figure is
     // the steady cost of a connect, not of compiling the server's code on its first ones.

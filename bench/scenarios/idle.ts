@@ -1,8 +1,9 @@
 /** Idle: 10,000 joined connections; resident memory per connection from VmRSS before and after. */
+import { loopbackSource } from '../load/loopback.js';
 import type { ConnSpec } from '../load/messages.js';
 import { nowUs } from '../load/raw-ws.js';
 import { Bystanders, disturbedNote } from './bounds.js';
-import { round, type Scenario, sleep, sourceAddress } from './types.js';
+import { round, type Scenario, sleep } from './types.js';
 
 export const idle: Scenario = {
   name: 'idle',
@@ -26,7 +27,7 @@ export const idle: Scenario = {
           server.socketBase && project !== undefined
             ? { hash: project.hash, secret: project.secret, sub: `idle-${i}` }
             : undefined,
-        localAddress: sourceAddress(i),
+        localAddress: loopbackSource(i),
       };
     });
     const summary = await pool.connect(server.protocol, specs, sizes.connectConcurrency);

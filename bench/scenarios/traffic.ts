@@ -6,18 +6,12 @@
  * and the generator's own CPU.
  */
 import type { Histogram } from '../load/histogram.js';
+import { loopbackSource } from '../load/loopback.js';
 import type { ConnSpec } from '../load/messages.js';
 import type { StepCounts } from '../load/pool.js';
 import { nowUs } from '../load/raw-ws.js';
 import { Bystanders, cpuShare, DISTURBED_PCT } from './bounds.js';
-import {
-  type Figures,
-  round,
-  type ScenarioContext,
-  type ScenarioOutcome,
-  sleep,
-  sourceAddress,
-} from './types.js';
+import { type Figures, round, type ScenarioContext, type ScenarioOutcome, sleep } from './types.js';
 
 export interface TrafficPlan {
   projects: number;
@@ -128,7 +122,7 @@ export class Traffic {
             auth: server.socketBase
               ? { hash: project.hash, secret: project.secret, sub: `user-${p}-${r}-${m}` }
               : undefined,
-            localAddress: sourceAddress(index),
+            localAddress: loopbackSource(index),
           });
         }
       }

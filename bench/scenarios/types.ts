@@ -84,12 +84,6 @@ export interface Scenario {
   run(context: ScenarioContext): Promise<ScenarioOutcome>;
 }
 
-/** Source addresses for the client sockets: a new 127.0.0.x every 20,000 connections. */
-export function sourceAddress(index: number): string | undefined {
-  const block = Math.floor(index / 20000);
-  return block === 0 ? undefined : `127.0.0.${1 + block}`;
-}
-
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -37,6 +37,9 @@ const SOCKET_BASE_VARIABLES = [
   'RATE_BURST',
   'SLOW_CONSUMER_BYTES',
   'HEARTBEAT_MS',
+  'MAX_CONNECTIONS',
+  'MAX_CONNECTIONS_PER_IP',
+  'HANDSHAKE_TIMEOUT_MS',
   'CORS_ORIGINS',
   'TRUST_PROXY',
   'LOG_LEVEL',
@@ -44,11 +47,14 @@ const SOCKET_BASE_VARIABLES = [
 
 /**
  * socket-base's settings in the bench: the rate limiter is raised far out of the way (the bench
- * measures throughput, not the limiter); everything else is the default, persistence and auth on.
+ * measures throughput, not the limiter); the per-address limit is on, as a public deployment
+ * would run it (the load generator spreads its sockets over 250 source addresses); everything
+ * else is the default, persistence and auth on.
  */
 export const SOCKET_BASE_SETTINGS: Record<string, string> = {
   RATE_LIMIT: '1000000',
   RATE_BURST: '10000000',
+  MAX_CONNECTIONS_PER_IP: '1000',
   LOG_LEVEL: 'warn',
 };
 

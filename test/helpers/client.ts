@@ -2,7 +2,8 @@
  * A WebSocket test client that records every frame, so that tests wait on events (never on
  * sleeps) and can assert that nothing more arrived.
  */
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
+import { nextSource } from './loopback.js';
 
 export interface Frame {
   type: string;
@@ -22,8 +23,12 @@ export class TestClient {
   #read = 0;
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(url: string) {
-    this.socket = new WebSocket(url);
+  /** `options` go to ws (e.g. `localAddress`, `headers`); sources are spread by default. */
+  constructor(url: string, options: ClientOptions = {}) {
+    this.socket = new WebSocket(url, {
+      localAddress: nextSource(new URL(url).hostname),
+      ...options,
+    });
     this.socket.on('message', (data: Buffer) => {
       this.frames.push(JSON.parse(data.toString('utf8')) as Frame);
       this.#wake();
@@ -40,8 +45,8 @@ export class TestClient {
   }
 
   /** Connects and waits for the `connected` frame. */
-  static async connect(url: string): Promise<TestClient> {
-    const client = new TestClient(url);
+  static async connect(url: string, options: ClientOptions = {}): Promise<TestClient> {
+    const client = new TestClient(url, options);
     await client.next('connected');
     return client;
   }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TestClient } from './client.js';
+import { nextSource } from './loopback.js';
 
 export const WAIT_MS = 5000;
 
@@ -26,6 +27,13 @@ export interface RawSend {
   rsv?: number;
   /** Client frames must be masked; false sends an unmasked (broken) frame. */
   mask?: boolean;
+}
+
+export interface RawClientOptions {
+  /** The source address (by default the next of 127.0.0.1 to 127.0.0.250 for a 127.0.0.1 server). */
+  localAddress?: string;
+  /** Bytes sent in the same write as the upgrade request, before the server could answer. */
+  head?: Buffer;
 }
 
 /**
@@ -48,9 +56,13 @@ export class RawClient {
   readonly #waiters = new Set<() => void>();
   readonly #upgrade: Promise<void>;
 
-  private constructor(url: string) {
+  private constructor(url: string, options: RawClientOptions) {
     const target = new URL(url);
-    this.socket = connect({ host: target.hostname, port: Number(target.port) });
+    this.socket = connect({
+      host: target.hostname,
+      port: Number(target.port),
+      localAddress: options.localAddress ?? nextSource(target.hostname),
+    });
     this.socket.on('error', () => undefined);
     this.closed = new Promise((resolve) => {
       this.socket.once('close', () => {
@@ -61,18 +73,17 @@ export class RawClient {
     });
     this.#upgrade = new Promise((resolve, reject) => {
       this.socket.once('connect', () => {
-        this.socket.write(
-          [
-            `GET ${target.pathname}${target.search} HTTP/1.1`,
-            `Host: ${target.host}`,
-            'Upgrade: websocket',
-            'Connection: Upgrade',
-            `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-            'Sec-WebSocket-Version: 13',
-            '',
-            '',
-          ].join('\r\n'),
-        );
+        const request = [
+          `GET ${target.pathname}${target.search} HTTP/1.1`,
+          `Host: ${target.host}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          'Sec-WebSocket-Version: 13',
+          '',
+          '',
+        ].join('\r\n');
+        this.socket.write(Buffer.concat([Buffer.from(request), options.head ?? Buffer.alloc(0)]));
       });
       this.socket.on('data', (chunk: Buffer) => {
         this.#buffer = Buffer.concat([this.#buffer, chunk]);
@@ -96,8 +107,8 @@ export class RawClient {
   }
 
   /** Connects and completes the upgrade; `ws://host:port/ws/HASH?jwt=…`. */
-  static async connect(url: string): Promise<RawClient> {
-    const client = new RawClient(url);
+  static async connect(url: string, options: RawClientOptions = {}): Promise<RawClient> {
+    const client = new RawClient(url, options);
     await client.#upgrade;
     return client;
   }

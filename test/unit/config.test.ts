@@ -21,6 +21,9 @@ describe('configuration from the environment', () => {
     assert.equal(config.rateBurst, 2000);
     assert.equal(config.slowConsumerBytes, 8388608);
     assert.equal(config.heartbeatMs, 30000);
+    assert.equal(config.maxConnections, 100000);
+    assert.equal(config.maxConnectionsPerIp, undefined);
+    assert.equal(config.handshakeTimeoutMs, 10000);
     assert.deepEqual(config.corsOrigins, ['*']);
     assert.deepEqual(config.trustProxy, []);
   });
