@@ -153,6 +153,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     onRateLimited: () => metrics.rateLimited.inc({ via: 'ws' }),
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
   };
+  const refused = (reason: string, address: string): void => {
+    metrics.connectionsRefused.inc({ reason });
+    logger.debug({ reason, address }, 'connection refused');
+  };
   const gateway = new Gateway(projects, context, {
     onOpen: (session, address) => {
       metrics.connections.inc();
@@ -162,10 +166,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         'connection opened',
       );
     },
-    onRefused: (reason, address) => {
-      metrics.connectionsRefused.inc({ reason });
-      logger.debug({ reason, address }, 'connection refused');
-    },
+    onRefused: refused,
   });
 
   const adminToken = config.adminToken ?? generateAdminToken();
@@ -205,10 +206,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     errorFrame: (message) => serverFrame({ type: 'error', message }),
     counts: metrics.hot,
     onError: (error) => logger.debug({ err: error }, 'websocket error'),
-    onRefused: (reason, address) => {
-      metrics.connectionsRefused.inc({ reason });
-      logger.debug({ reason, address }, 'connection refused');
-    },
+    onRefused: refused,
   });
 
   const { url, port } = await listen(httpServer, config.port, config.host);

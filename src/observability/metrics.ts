@@ -55,7 +55,7 @@ export class Metrics {
   });
   readonly connectionsRefused = new Counter({
     name: 'socketbase_connections_refused_total',
-    help: 'WebSocket connections refused at authentication, by reason',
+    help: 'WebSocket connections refused at the handshake or at authentication, by reason',
     labelNames: ['reason'],
     registers: [this.registry],
   });

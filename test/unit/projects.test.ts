@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { signProjectToken } from '../../src/auth/project-jwt.js';
+import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { parseBusEvent } from '../../src/bus/redis-bus.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import type { Project } from '../../src/store/store.js';
+import { MISS_TTL_MS, Projects } from '../../src/tenancy/projects.js';
+
+/** A real in-memory store that counts project lookups. */
+function countingStore() {
+  const store = SqliteStore.open(':memory:');
+  let lookups = 0;
+  const getProject = store.getProject.bind(store);
+  store.getProject = (hash: string) => {
+    lookups++;
+    return getProject(hash);
+  };
+  return { store, lookups: () => lookups };
+}
+
+const outsider: Project = {
+  hash: 'created-elsewhere',
+  name: 'elsewhere',
+  jwtSecret: 'x'.repeat(43),
+  createdAt: new Date().toISOString(),
+};
+
+describe('Projects: the cached lookup by hash', () => {
+  let counted: ReturnType<typeof countingStore>;
+  let bus: MemoryBus;
+  let projects: Projects;
+
+  beforeEach(() => {
+    counted = countingStore();
+    bus = new MemoryBus();
+    projects = new Projects(counted.store, bus);
+  });
+  afterEach(async () => {
+    await counted.store.close();
+    await bus.close();
+  });
+
+  it('looks an unknown hash up once, then answers it from memory for at most 2 s', async () => {
+    for (let i = 0; i < 50; i++) {
+      assert.deepEqual(await projects.authenticate('made-up', 'token'), {
+        ok: false,
+        error: 'unknownProject',
+      });
+    }
+    assert.equal(counted.lookups(), 1);
+    assert.ok(MISS_TTL_MS <= 2000);
+  });
+
+  it('a project-created event drops the remembered miss at once (the project was created on another instance)', async () => {
+    await projects.authenticate(outsider.hash, 'token');
+    await counted.store.createProject(outsider);
+    projects.apply({ kind: 'project-created', project: outsider.hash });
+    const token = signProjectToken(outsider.jwtSecret, 'alice', '1h');
+    const auth = await projects.authenticate(outsider.hash, token);
+    assert.equal(auth.ok, true);
+  });
+
+  it('creating a project here publishes project-created on the control topic, which the Redis bus accepts', async () => {
+    const seen: unknown[] = [];
+    bus.onEvent((_topic, event) => seen.push(event));
+    await bus.subscribe('control');
+    const created = await projects.create('new');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, [{ kind: 'project-created', project: created.hash }]);
+    assert.deepEqual(parseBusEvent(seen[0]), seen[0]);
+  });
+
+  it('refresh applies a rotation and a deletion that no event announced, and reads all hashes in one query', async () => {
+    const kept = await projects.create('kept');
+    const rotated = await projects.create('rotated');
+    const deleted = await projects.create('deleted');
+    for (const project of [kept, rotated, deleted]) await projects.get(project.hash);
+    const changes: unknown[] = [];
+    projects.onChange((event) => changes.push(event));
+    await counted.store.setProjectSecret(rotated.hash, 'y'.repeat(43));
+    await counted.store.deleteProject(deleted.hash);
+    let queries = 0;
+    const getProjects = counted.store.getProjects.bind(counted.store);
+    counted.store.getProjects = (hashes) => {
+      queries++;
+      return getProjects(hashes);
+    };
+    await projects.refresh(['active-elsewhere']);
+    assert.equal(queries, 1);
+    assert.deepEqual(
+      changes.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+      [
+        { kind: 'project-deleted', project: 'active-elsewhere' },
+        { kind: 'project-deleted', project: deleted.hash },
+        { kind: 'project-rotated', project: rotated.hash },
+      ].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    );
+    const oldToken = signProjectToken(rotated.jwtSecret, 'alice', '1h');
+    assert.deepEqual(await projects.authenticate(rotated.hash, oldToken), {
+      ok: false,
+      error: 'invalidToken',
+    });
+  });
+});
