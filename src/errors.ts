@@ -77,6 +77,11 @@ export interface ErrorSpec {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** The body of every HTTP error answer, the WebSocket handshake's included. */
+export function errorBody(code: ErrorCode): string {
+  return JSON.stringify({ success: false, error: ERRORS[code].message });
+}
+
 /** An expected failure that reaches the user as one catalogued message. */
 export class UserError extends Error {
   readonly spec: ErrorSpec;

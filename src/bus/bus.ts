@@ -17,7 +17,7 @@
  * - `healthy()` says whether a publish would be taken now.
  * - `close` is ordered and safe to call twice.
  */
-import type { RoomMessage } from '../protocol/frames.js';
+import type { RoomMessage } from '../domain.js';
 
 export type BusEvent =
   | { kind: 'message'; project: string; message: RoomMessage }

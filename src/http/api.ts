@@ -3,11 +3,12 @@
  * x-hash, project, token, body size, body (or the history query), rate limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Project } from '../domain.js';
 import { type ErrorCode, UserError } from '../errors.js';
 import { codePointLength, parseHttpBody } from '../protocol/parse.js';
 import type { Messaging } from '../realtime/messaging.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
-import type { Project, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
 import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 

@@ -1,6 +1,6 @@
 /** Reading bodies with a size limit, decoding paths, and writing JSON answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode, errorBody } from '../errors.js';
 
 export type Headers = Record<string, string | number>;
 
@@ -10,7 +10,10 @@ export function sendJson(
   body: unknown,
   headers: Headers = {},
 ): void {
-  const text = JSON.stringify(body);
+  sendText(response, status, JSON.stringify(body), headers);
+}
+
+function sendText(response: ServerResponse, status: number, text: string, headers: Headers): void {
   response.writeHead(status, {
     ...headers,
     'content-type': 'application/json; charset=utf-8',
@@ -21,8 +24,7 @@ export function sendJson(
 
 /** The error body of every HTTP answer: `{"success":false,"error":MESSAGE}`. */
 export function sendError(response: ServerResponse, code: ErrorCode, headers: Headers = {}): void {
-  const spec = ERRORS[code];
-  sendJson(response, spec.status, { success: false, error: spec.message }, headers);
+  sendText(response, ERRORS[code].status, errorBody(code), headers);
 }
 
 /**

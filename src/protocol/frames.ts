@@ -1,3 +1,5 @@
+import type { RoomMessage } from '../domain.js';
+
 /** Frames a client may send, after parsing: a discriminated union on `type`. */
 export type ClientFrame =
   | { type: 'join'; room: string }
@@ -7,16 +9,6 @@ export type ClientFrame =
   | { type: 'ping' };
 
 export type ClientFrameType = ClientFrame['type'];
-
-/** A message as stored and delivered: the store assigns `id`, `seq` and `ts`. */
-export interface RoomMessage {
-  id: string;
-  seq: number;
-  room: string;
-  payload: string;
-  from: string;
-  ts: number;
-}
 
 /** Frames the server sends. Each is serialised once, whatever the number of receivers. */
 export type ServerFrame =

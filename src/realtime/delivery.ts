@@ -2,7 +2,8 @@
  * The last step of every delivery: a frame serialised and framed once, the same bytes handed to
  * every receiver.
  */
-import { broadcastFrame, messageFrame, type RoomMessage } from '../protocol/frames.js';
+import type { RoomMessage } from '../domain.js';
+import { broadcastFrame, messageFrame } from '../protocol/frames.js';
 import type { PreparedFrame, PrepareFrame } from '../transport/connection.js';
 import type { Member } from './hub.js';
 

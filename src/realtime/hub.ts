@@ -4,7 +4,7 @@
  * member, a project's topic while the project has a local connection.
  */
 import { type Bus, projectTopic, roomTopic } from '../bus/bus.js';
-import type { RoomMessage } from '../protocol/frames.js';
+import type { RoomMessage } from '../domain.js';
 import type { PreparedFrame } from '../transport/connection.js';
 import { RoomStream, type RoomStreamOptions, STREAM_DEFAULTS } from './room-stream.js';
 

@@ -3,8 +3,8 @@
  * included, delivers from what the bus hands back, so there is one order per room: `seq`.
  */
 import { type Bus, type BusEvent, projectTopic, roomTopic } from '../bus/bus.js';
+import type { RoomMessage } from '../domain.js';
 import { UserError } from '../errors.js';
-import type { RoomMessage } from '../protocol/frames.js';
 import type { Store } from '../store/store.js';
 
 export type Via = 'ws' | 'http';

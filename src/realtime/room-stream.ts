@@ -9,7 +9,7 @@
  * while one runs extends it. Reads from the store go page by page, yielding to the event loop
  * between pages.
  */
-import type { RoomMessage } from '../protocol/frames.js';
+import type { RoomMessage } from '../domain.js';
 
 export interface RoomStreamSource {
   /** The highest seq stored in this room, 0 when it has none. */

@@ -1,5 +1,5 @@
 /** What the SQLite and PostgreSQL stores share in committing appends by batches. */
-import type { RoomMessage } from '../protocol/frames.js';
+import type { RoomMessage } from '../domain.js';
 import type { NewMessage } from './store.js';
 
 export interface PendingAppend {

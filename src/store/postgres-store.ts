@@ -1,17 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { RoomMessage } from '../protocol/frames.js';
+import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { type ProjectRow, projectFromRow } from './project-row.js';
-import type {
-  HistoryQuery,
-  NewMessage,
-  Project,
-  ProjectSummary,
-  Store,
-  StoreStats,
-} from './store.js';
+import type { HistoryQuery, NewMessage, Store, StoreStats } from './store.js';
 
 /** Most messages committed in one statement; the rest wait for the next flush. */
 export const MAX_BATCH = 500;

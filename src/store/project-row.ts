@@ -1,5 +1,5 @@
 /** The projects table's row, the same in both SQL stores, and the Project it holds. */
-import type { Project } from './store.js';
+import type { Project } from '../domain.js';
 
 export interface ProjectRow {
   hash: string;

@@ -3,19 +3,12 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import type { RoomMessage } from '../protocol/frames.js';
+import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
 import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import { type ProjectRow, projectFromRow } from './project-row.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
-import type {
-  HistoryQuery,
-  NewMessage,
-  Project,
-  ProjectSummary,
-  Store,
-  StoreStats,
-} from './store.js';
+import type { HistoryQuery, NewMessage, Store, StoreStats } from './store.js';
 
 /** Most messages committed in one transaction; the rest wait for the next flush. */
 export const MAX_BATCH = 1000;
@@ -265,17 +258,27 @@ export class SqliteStore implements Store {
    * A failed try left nothing behind (its transaction rolled back), so nothing is written twice.
    * Past `giveUpAt` (a performance.now() time) the lock's error is thrown.
    */
-  private async retryWhileLocked<T>(
-    work: () => T,
-    giveUpAt = performance.now() + this.busyDeadlineMs,
-  ): Promise<T> {
+  private retryWhileLocked<T>(work: () => T, giveUpAt?: number): Promise<T> {
+    // The first try runs now, without the async machinery: almost every call takes this path.
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      if (!isLockedByAnother(error)) return Promise.reject(error);
+      return this.retryLater(work, giveUpAt ?? performance.now() + this.busyDeadlineMs, error);
+    }
+  }
+
+  private async retryLater<T>(work: () => T, giveUpAt: number, first: unknown): Promise<T> {
+    let error = first;
     for (let pause = FIRST_LOCK_PAUSE_MS; ; pause = Math.min(2 * pause, LONGEST_LOCK_PAUSE_MS)) {
+      const left = giveUpAt - performance.now();
+      if (left <= 0) throw error;
+      await sleep(Math.min(pause, left));
       try {
         return work();
-      } catch (error) {
-        const left = giveUpAt - performance.now();
-        if (!isLockedByAnother(error) || left <= 0) throw error;
-        await sleep(Math.min(pause, left));
+      } catch (again) {
+        if (!isLockedByAnother(again)) throw again;
+        error = again;
       }
     }
   }

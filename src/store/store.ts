@@ -16,16 +16,7 @@
  * - `deleteProject` removes the project and every message of it.
  * - `close` waits for pending appends, then releases the database; calling it twice is safe.
  */
-import type { RoomMessage } from '../protocol/frames.js';
-
-export interface Project {
-  hash: string;
-  name: string;
-  jwtSecret: string;
-  createdAt: string;
-}
-
-export type ProjectSummary = Omit<Project, 'jwtSecret'>;
+import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
 
 export interface NewMessage {
   project: string;

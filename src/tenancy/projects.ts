@@ -8,8 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
+import type { Project, ProjectSummary } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
-import type { Project, ProjectSummary, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 
 /**
  * Verified tokens kept per project, for HTTP callers that send the same token on every request

@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode, errorBody } from '../errors.js';
 import type { AddressSlot } from './ws-connection.js';
 
 /** Connections per client address; only addresses with a connection have an entry. */
@@ -93,12 +93,7 @@ function destroySelf(this: Duplex): void {
  * Answers an upgrade with an HTTP status on the raw socket and drops the socket once the answer is
  * written (HTTP server sockets allow half-open connections: `end` alone would wait for the client).
  */
-export function refuseUpgrade(
-  socket: Duplex,
-  status: number,
-  headers: string[] = [],
-  body = '',
-): void {
+function refuseUpgrade(socket: Duplex, status: number, headers: string[] = [], body = ''): void {
   socket.once('finish', destroySelf);
   socket.end(
     [
@@ -114,8 +109,8 @@ export function refuseUpgrade(
 
 /** Refuses an upgrade with the API's error body; a 429 or 503 says to retry in a second. */
 export function refuseUpgradeWith(socket: Duplex, code: ErrorCode): void {
-  const { status, message } = ERRORS[code];
+  const { status } = ERRORS[code];
   const headers = ['Content-Type: application/json; charset=utf-8'];
   if (status === 429 || status === 503) headers.push('Retry-After: 1');
-  refuseUpgrade(socket, status, headers, JSON.stringify({ success: false, error: message }));
+  refuseUpgrade(socket, status, headers, errorBody(code));
 }

@@ -10,12 +10,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOSE_CODES } from '../errors.js';
 import type { Admit } from './connection.js';
-import {
-  AddressCounts,
-  HandshakeDeadlines,
-  refuseUpgrade,
-  refuseUpgradeWith,
-} from './upgrade-guards.js';
+import { AddressCounts, HandshakeDeadlines, refuseUpgradeWith } from './upgrade-guards.js';
 import {
   type AddressSlot,
   CorkQueue,
@@ -155,9 +150,12 @@ export class WsTransport {
   #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = request.url ?? '';
     const match = WS_PATH.exec(url);
-    if (match === null || !this.#accepting) {
-      this.#deadlines.end(socket);
-      refuseUpgrade(socket, match === null ? 404 : 503);
+    if (match === null) {
+      this.#refuse(socket, 'notFound');
+      return;
+    }
+    if (!this.#accepting) {
+      this.#refuse(socket, 'shuttingDown');
       return;
     }
     let hash: string;
@@ -201,7 +199,10 @@ export class WsTransport {
     if (!opened && slot !== undefined) perAddress?.give(slot);
   }
 
-  #refuse(socket: Duplex, code: 'invalidPath' | 'serverAtCapacity' | 'tooManyConnections'): void {
+  #refuse(
+    socket: Duplex,
+    code: 'notFound' | 'invalidPath' | 'shuttingDown' | 'serverAtCapacity' | 'tooManyConnections',
+  ): void {
     this.#deadlines.end(socket);
     refuseUpgradeWith(socket, code);
   }

@@ -6,14 +6,13 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { RoomMessage } from '../../src/protocol/frames.js';
+import type { Project, RoomMessage } from '../../src/domain.js';
 import { postgresMigrations } from '../../src/store/migrations/postgres.js';
 import {
   MAX_BATCH,
   PostgresStore,
   type PostgresStoreOptions,
 } from '../../src/store/postgres-store.js';
-import type { Project } from '../../src/store/store.js';
 import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { storeContract } from './store.contract.js';

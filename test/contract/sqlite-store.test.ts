@@ -6,11 +6,10 @@ import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { RoomMessage } from '../../src/protocol/frames.js';
+import type { Project, RoomMessage } from '../../src/domain.js';
 import { sqliteMigrations } from '../../src/store/migrations/sqlite.js';
 import { SqliteCheckpointer } from '../../src/store/sqlite-checkpointer.js';
 import { MAX_BATCH, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.js';
-import type { Project } from '../../src/store/store.js';
 import { storeContract } from './store.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'socket-base-sqlite-'));

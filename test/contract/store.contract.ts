@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { RoomMessage } from '../../src/protocol/frames.js';
-import type { Project, Store } from '../../src/store/store.js';
+import type { Project, RoomMessage } from '../../src/domain.js';
+import type { Store } from '../../src/store/store.js';
 
 function newProject(name = 'test'): Project {
   return {

@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { signProjectToken } from '../../src/auth/project-jwt.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
 import { parseBusEvent } from '../../src/bus/redis-bus.js';
+import type { Project } from '../../src/domain.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { Project } from '../../src/store/store.js';
 import { MISS_TTL_MS, Projects } from '../../src/tenancy/projects.js';
 
 /** A real in-memory store that counts project lookups. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RoomMessage } from '../../src/protocol/frames.js';
+import type { RoomMessage } from '../../src/domain.js';
 import { RoomStream, type RoomStreamOptions } from '../../src/realtime/room-stream.js';
 
 const OPTIONS: RoomStreamOptions = { gapWaitMs: 10, pageSize: 500, retryMs: 5, maxRetryMs: 20 };
