@@ -36,6 +36,16 @@ export interface Config {
   projectRefreshMs: number;
   /** How long a Redis command (publish, subscribe) may wait for its answer. */
   redisCommandTimeoutMs: number;
+  /** Server-wide retention defaults for projects without their own (undefined: keep forever). */
+  retentionMaxAgeS: number | undefined;
+  retentionMaxMessages: number | undefined;
+  /** Server-wide limit defaults for projects without their own (undefined: no limit). */
+  projectMaxConnections: number | undefined;
+  projectMaxConnectionsPerUser: number | undefined;
+  projectMaxMessagesPerSecond: number | undefined;
+  retentionIntervalMs: number;
+  idempotencyWindowS: number;
+  recoveryMaxMessages: number;
   corsOrigins: string[];
   trustProxy: string[];
   logLevel: string;
@@ -177,6 +187,14 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl,
     projectRefreshMs: integer(env, 'PROJECT_REFRESH_MS', 1000, 50, 3_600_000),
     redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 600_000),
+    retentionMaxAgeS: optionalInteger(env, 'RETENTION_MAX_AGE_S', 1, 2 ** 40),
+    retentionMaxMessages: optionalInteger(env, 'RETENTION_MAX_MESSAGES', 1, 2 ** 40),
+    projectMaxConnections: optionalInteger(env, 'PROJECT_MAX_CONNECTIONS', 1, 2 ** 40),
+    projectMaxConnectionsPerUser: optionalInteger(env, 'PROJECT_MAX_CONNECTIONS_PER_USER', 1, 2 ** 40),
+    projectMaxMessagesPerSecond: optionalInteger(env, 'PROJECT_MAX_MESSAGES_PER_SECOND', 1, 2 ** 40),
+    retentionIntervalMs: integer(env, 'RETENTION_INTERVAL_MS', 60000, 10, 86_400_000),
+    idempotencyWindowS: integer(env, 'IDEMPOTENCY_WINDOW_S', 86400, 1, 2 ** 40),
+    recoveryMaxMessages: integer(env, 'RECOVERY_MAX_MESSAGES', 1000, 0, 10_000_000),
     corsOrigins: list(env, 'CORS_ORIGINS', ['*']),
     trustProxy: list(env, 'TRUST_PROXY', []),
     logLevel,

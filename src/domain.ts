@@ -13,11 +13,54 @@ export interface RoomMessage {
   ts: number;
 }
 
+/** `null`: the project has no value of its own (the server-wide default applies, if any). */
+export interface RetentionSettings {
+  maxAgeSeconds: number | null;
+  maxMessagesPerRoom: number | null;
+}
+
+export interface LimitSettings {
+  maxConnections: number | null;
+  maxConnectionsPerUser: number | null;
+  maxMessagesPerSecond: number | null;
+}
+
+/** A project's own settings, as `PATCH /admin/projects/:hash` sets them. */
+export interface ProjectSettings {
+  retention: RetentionSettings;
+  limits: LimitSettings;
+}
+
+/** The settings of a project that has none of its own. */
+export function noSettings(): ProjectSettings {
+  return {
+    retention: { maxAgeSeconds: null, maxMessagesPerRoom: null },
+    limits: { maxConnections: null, maxConnectionsPerUser: null, maxMessagesPerSecond: null },
+  };
+}
+
 export interface Project {
   hash: string;
   name: string;
   jwtSecret: string;
   createdAt: string;
+  settings: ProjectSettings;
 }
 
-export type ProjectSummary = Omit<Project, 'jwtSecret'>;
+export type ProjectSummary = Omit<Project, 'jwtSecret' | 'settings'>;
+
+/**
+ * The answer to a message whose idempotency key its project already used within the window: the
+ * first message's place. It was neither stored nor delivered again.
+ */
+export interface DuplicateMessage {
+  duplicate: true;
+  room: string;
+  id: string;
+  seq: number;
+}
+
+/** Whether an append's answer is the first message's place rather than a new message. */
+export function isDuplicate(appended: RoomMessage | DuplicateMessage): appended is DuplicateMessage {
+  return 'duplicate' in appended;
+}

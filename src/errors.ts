@@ -30,11 +30,14 @@ export interface CloseSpec {
 
 export const ERRORS = {
   invalidJson: { message: 'Invalid JSON', status: 400 },
+  invalidRef: { message: 'Invalid ref', status: 400 },
   unknownType: { message: 'Unknown message type', status: 400 },
   roomRequired: { message: 'Room required', status: 400 },
   payloadRequired: { message: 'Payload required', status: 400 },
   roomNotString: { message: 'Room must be a string', status: 400 },
   payloadNotString: { message: 'Payload must be a string', status: 400 },
+  invalidSince: { message: 'Invalid since', status: 400 },
+  invalidIdempotencyKey: { message: 'Invalid idempotency key', status: 400 },
   roomTooLong: { message: 'Room name too long', status: 400 },
   tooManyRooms: { message: 'Too many rooms', status: 400 },
   notMember: { message: 'You must join the room first', status: 403 },
@@ -62,6 +65,7 @@ export const ERRORS = {
   unauthorized: { message: 'Unauthorized', status: 401 },
   nameRequired: { message: 'Name required', status: 400 },
   nameTooLong: { message: 'Name too long', status: 400 },
+  invalidSettings: { message: 'Invalid settings', status: 400 },
   shuttingDown: { message: 'Server is shutting down', status: 503 },
   serverAtCapacity: { message: 'Server at capacity', status: 503 },
   tooManyConnections: { message: 'Too many connections', status: 429 },

@@ -20,7 +20,10 @@ import { serverFrame } from './protocol/frames.js';
 import { BusDispatcher } from './realtime/bus-dispatcher.js';
 import { Delivery } from './realtime/delivery.js';
 import { Gateway } from './realtime/gateway.js';
-import { Hub } from './realtime/hub.js';
+import { Hub, type HubOptions } from './realtime/hub.js';
+import { REPLAY_DEFAULTS } from './realtime/replay.js';
+import { JOIN_TIMEOUT_MS } from './realtime/room.js';
+import { STREAM_DEFAULTS } from './realtime/room-stream.js';
 import { Messaging } from './realtime/messaging.js';
 import type { SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
@@ -110,12 +113,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
       else metrics.hot.broadcastDeliveries += count;
     },
   });
-  const hub = new Hub(bus, store, {
-    onRoomMessage: delivery.roomMessage,
-    onGapFilled: (count) => metrics.gapsFilled.inc(count),
-    onRoomsChanged: (count) => metrics.rooms.set(count),
-    onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
-  });
+  const hub = new Hub(
+    bus,
+    store,
+    {
+      onRoomMessage: delivery.roomMessage,
+      onGapFilled: (count) => metrics.gapsFilled.inc(count),
+      onRoomsChanged: (count) => metrics.rooms.set(count),
+      onSubscriptionsChanged: (count) => metrics.busSubscriptions.set(count),
+    },
+    hubOptions(config),
+  );
   const dispatcher = new BusDispatcher(hub, projects, delivery, () => {
     metrics.hot.busReceived++;
   });
@@ -276,6 +284,23 @@ export async function startServer(config: Config, options: StartOptions): Promis
     return closing;
   };
   return { url, port, adminUrl, adminToken, metrics, close };
+}
+
+/** How rooms start, join and replay, from the configuration. */
+export function hubOptions(config: Config): HubOptions {
+  return {
+    stream: STREAM_DEFAULTS,
+    recoveryMaxMessages: config.recoveryMaxMessages,
+    joinTimeoutMs: JOIN_TIMEOUT_MS,
+    // Live messages waiting for a replay count like a backlog: past the limit the client is slow.
+    maxHeldBytes: config.slowConsumerBytes,
+    replay: {
+      ...REPLAY_DEFAULTS,
+      // Well below the slow-consumer limit, so that a replay never closes its own client.
+      maxBacklogBytes: Math.min(REPLAY_DEFAULTS.maxBacklogBytes, config.slowConsumerBytes / 4),
+    },
+    prepare: prepareFrame,
+  };
 }
 
 /** Runs `work`, resolving true when it finished within `ms`, false when the time ran out first. */

@@ -24,6 +24,7 @@ export type BusEvent =
   | { kind: 'broadcast'; project: string; payload: string; from: string; ts: number }
   | { kind: 'project-created'; project: string }
   | { kind: 'project-rotated'; project: string }
+  | { kind: 'project-updated'; project: string }
   | { kind: 'project-deleted'; project: string };
 
 export const CONTROL_TOPIC = 'control';

@@ -347,6 +347,7 @@ export function parseBusEvent(value: unknown): BusEvent | undefined {
     }
     case 'project-created':
     case 'project-rotated':
+    case 'project-updated':
     case 'project-deleted':
       return { kind: value.kind, project };
     default:

@@ -3,7 +3,7 @@
  * x-hash, project, token, body size, body (or the history query), rate limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Project } from '../domain.js';
+import { isDuplicate, type Project } from '../domain.js';
 import { type ErrorCode, UserError } from '../errors.js';
 import { codePointLength, parseHttpBody } from '../protocol/parse.js';
 import type { Messaging } from '../realtime/messaging.js';
@@ -88,20 +88,31 @@ export class ApiRoutes {
     } catch (error) {
       return fail(error instanceof BodyTooLarge ? 'payloadTooLarge' : 'invalidJson');
     }
-    const parsed = parseHttpBody(route.kind, text, this.#options);
+    const key = request.headers['idempotency-key'];
+    const parsed = parseHttpBody(
+      route.kind,
+      text,
+      this.#options,
+      typeof key === 'string' ? key : undefined,
+    );
     if (!parsed.ok) return fail(parsed.error);
     if (!this.#spend(caller, fail)) return;
     try {
       if (parsed.value.type === 'message') {
-        const { room, payload } = parsed.value;
-        const message = await this.#messaging.sendMessage(
+        const { room, payload, idempotencyKey } = parsed.value;
+        const appended = await this.#messaging.sendMessage(
           caller.project.hash,
           room,
           caller.sub,
           payload,
           'http',
+          idempotencyKey,
         );
-        sendJson(response, 200, { success: true, id: message.id, seq: message.seq }, cors);
+        const { id, seq } = appended;
+        const answer = isDuplicate(appended)
+          ? { success: true, id, seq, duplicate: true }
+          : { success: true, id, seq };
+        sendJson(response, 200, answer, cors);
       } else {
         await this.#messaging.broadcast(
           caller.project.hash,
@@ -168,12 +179,24 @@ export class ApiRoutes {
     }
     const after = query.get('after') ?? undefined;
     const before = query.get('before') ?? undefined;
+    const rawSince = query.get('since');
+    let since: number | undefined;
+    if (rawSince !== null) {
+      since = /^\d+$/.test(rawSince) ? Number(rawSince) : Number.NaN;
+      if (!Number.isSafeInteger(since) || after !== undefined || before !== undefined) {
+        return fail('invalidSince');
+      }
+    }
     if (!this.#spend(caller, fail)) return;
     let messages: Awaited<ReturnType<Store['history']>>;
     try {
-      messages = await this.#store.history(caller.project.hash, room, { limit, after, before });
+      messages = await this.#store.history(
+        caller.project.hash,
+        room,
+        since === undefined ? { limit, after, before } : { limit, since },
+      );
     } catch {
-      return fail('storeUnavailable');
+      return fail('storeUnavailable', { 'retry-after': '1' });
     }
     if (messages === undefined) return fail('unknownMessageId');
     // Stores build each message with the keys in the documented order: id, seq, room, payload,

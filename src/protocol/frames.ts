@@ -1,22 +1,33 @@
 import type { RoomMessage } from '../domain.js';
 
+/** A client's reference on a frame, echoed on its direct answer: 1–64 characters or a safe integer. */
+export type Ref = string | number;
+
 /** Frames a client may send, after parsing: a discriminated union on `type`. */
 export type ClientFrame =
-  | { type: 'join'; room: string }
-  | { type: 'leave'; room: string }
-  | { type: 'message'; room: string; payload: string }
-  | { type: 'broadcast'; payload: string }
-  | { type: 'ping' };
+  | { type: 'join'; room: string; since?: number; ref?: Ref }
+  | { type: 'leave'; room: string; ref?: Ref }
+  | { type: 'message'; room: string; payload: string; idempotencyKey?: string; ref?: Ref }
+  | { type: 'broadcast'; payload: string; ref?: Ref }
+  | { type: 'ping'; ref?: Ref };
 
 export type ClientFrameType = ClientFrame['type'];
 
 /** Frames the server sends. Each is serialised once, whatever the number of receivers. */
 export type ServerFrame =
   | { type: 'connected'; connectionId: string; user: string }
-  | { type: 'joined'; room: string }
-  | { type: 'left'; room: string }
-  | { type: 'pong' }
-  | { type: 'error'; message: string }
+  | { type: 'joined'; room: string; seq: number; recovered?: boolean; ref?: Ref }
+  | { type: 'left'; room: string; ref?: Ref }
+  | { type: 'pong'; ref?: Ref }
+  | { type: 'error'; message: string; ref?: Ref }
+  | {
+      type: 'ack';
+      ref: Ref;
+      room?: string;
+      id?: string;
+      seq?: number;
+      duplicate?: true;
+    }
   | ({ type: 'message' } & RoomMessage)
   | { type: 'broadcast'; payload: string; from: string; ts: number };
 

@@ -37,6 +37,7 @@ export class BusDispatcher {
       }
       case 'project-created':
       case 'project-rotated':
+      case 'project-updated':
       case 'project-deleted':
         this.#projects.apply(event);
         return;

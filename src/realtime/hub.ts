@@ -5,12 +5,16 @@
  */
 import { type Bus, projectTopic, roomTopic } from '../bus/bus.js';
 import type { RoomMessage } from '../domain.js';
+import { UserError } from '../errors.js';
 import type { PreparedFrame } from '../transport/connection.js';
-import { RoomStream, type RoomStreamOptions, STREAM_DEFAULTS } from './room-stream.js';
+import type { ReplayTarget } from './replay.js';
+import { type JoinAnswer, Room, type RoomOptions } from './room.js';
+import { RoomStream, type RoomStreamOptions } from './room-stream.js';
 
 /** What the hub needs of a connected client. */
-export interface Member {
+export interface Member extends ReplayTarget {
   readonly project: string;
+  /** The rooms it asked to be in (a join still pending included); empty once it is gone. */
   readonly rooms: ReadonlySet<string>;
   /**
    * Called once, as the member starts receiving its project's broadcasts, in the same turn: its
@@ -35,11 +39,8 @@ export interface HubEvents {
   onSubscriptionsChanged(count: number): void;
 }
 
-interface Room {
-  readonly members: Set<Member>;
-  readonly stream: RoomStream;
-  /** Settles when the topic is subscribed and the stream knows where it starts. */
-  ready: Promise<void> | undefined;
+export interface HubOptions extends RoomOptions {
+  stream: RoomStreamOptions;
 }
 
 interface ProjectIndex {
@@ -58,18 +59,13 @@ export class Hub {
   #roomCount = 0;
   #subscriptions = 0;
 
-  readonly #streamOptions: RoomStreamOptions;
+  readonly #options: HubOptions;
 
-  constructor(
-    bus: Bus,
-    source: HubSource,
-    events: HubEvents,
-    streamOptions: RoomStreamOptions = STREAM_DEFAULTS,
-  ) {
+  constructor(bus: Bus, source: HubSource, events: HubEvents, options: HubOptions) {
     this.#bus = bus;
     this.#source = source;
     this.#events = events;
-    this.#streamOptions = streamOptions;
+    this.#options = options;
   }
 
   /**
@@ -116,10 +112,16 @@ export class Hub {
   }
 
   /**
-   * Makes `member` a member of `room`. Returns undefined when the room is already flowing here,
-   * or a promise that settles once it is (the caller answers `joined` then).
+   * Makes `member` a member of `room` from the room's current position, or, with `since`, from
+   * there (a replay first); `answer` sends `joined`. Returns undefined when that was done at once,
+   * or a promise that settles once `joined` was answered, rejecting with the error to send.
    */
-  join(member: Member, roomName: string): Promise<void> | undefined {
+  join(
+    member: Member,
+    roomName: string,
+    since: number | undefined,
+    answer: JoinAnswer,
+  ): Promise<void> | undefined {
     const index = this.#projects.get(member.project);
     if (index === undefined) return undefined;
     let room = index.rooms.get(roomName);
@@ -128,19 +130,20 @@ export class Hub {
       index.rooms.set(roomName, room);
       this.#events.onRoomsChanged(++this.#roomCount);
     }
-    room.members.add(member);
-    return room.ready;
+    const joined = room.join(member, since, answer);
+    if (joined === undefined) return undefined;
+    const opened = room;
+    return joined.catch((error: unknown) => {
+      this.#closeIfIdle(member.project, opened);
+      throw error;
+    });
   }
 
   leave(member: Member, roomName: string): void {
-    const index = this.#projects.get(member.project);
-    const room = index?.rooms.get(roomName);
-    if (index === undefined || room === undefined || !room.members.delete(member)) return;
-    if (room.members.size > 0) return;
-    room.stream.close();
-    index.rooms.delete(roomName);
-    this.#events.onRoomsChanged(--this.#roomCount);
-    this.#unsubscribe(roomTopic(member.project, roomName));
+    const room = this.#projects.get(member.project)?.rooms.get(roomName);
+    if (room === undefined) return;
+    room.leave(member);
+    this.#closeIfIdle(member.project, room);
   }
 
   /** A room message from the bus: ordered by the room's stream, then handed to its members. */
@@ -200,27 +203,44 @@ export class Hub {
   }
 
   #openRoom(project: string, roomName: string): Room {
-    const members = new Set<Member>();
+    const read = (from: number, to: number) => this.#source.range(project, roomName, from, to);
+    let room: Room | undefined;
     const stream = new RoomStream(
+      { lastSeq: () => this.#source.lastSeq(project, roomName), range: read },
       {
-        lastSeq: () => this.#source.lastSeq(project, roomName),
-        range: (from, to) => this.#source.range(project, roomName, from, to),
-      },
-      {
-        deliver: (message) => {
-          if (members.size > 0) this.#events.onRoomMessage(members, message);
-        },
+        deliver: (message) => room?.deliver(message),
         onGapFilled: (count) => this.#events.onGapFilled(count),
       },
-      this.#streamOptions,
+      this.#options.stream,
     );
-    const room: Room = { members, stream, ready: undefined };
-    room.ready = this.#subscribe(roomTopic(project, roomName))
-      .then(() => stream.start())
+    const opened = new Room(
+      roomName,
+      stream,
+      read,
+      (members, message) => this.#events.onRoomMessage(members, message),
+      this.#options,
+    );
+    room = opened;
+    opened.ready = this.#subscribe(roomTopic(project, roomName))
+      .then(
+        () => stream.start(),
+        () => {
+          throw new UserError('notDelivered');
+        },
+      )
       .finally(() => {
-        room.ready = undefined;
+        opened.ready = undefined;
       });
-    return room;
+    return opened;
+  }
+
+  #closeIfIdle(project: string, room: Room): void {
+    const index = this.#projects.get(project);
+    if (index === undefined || index.rooms.get(room.name) !== room || !room.idle) return;
+    room.close();
+    index.rooms.delete(room.name);
+    this.#events.onRoomsChanged(--this.#roomCount);
+    this.#unsubscribe(roomTopic(project, room.name));
   }
 
   #releaseIfEmpty(project: string, index: ProjectIndex): void {

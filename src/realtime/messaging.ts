@@ -3,7 +3,7 @@
  * included, delivers from what the bus hands back, so there is one order per room: `seq`.
  */
 import { type Bus, type BusEvent, projectTopic, roomTopic } from '../bus/bus.js';
-import type { RoomMessage } from '../domain.js';
+import { type DuplicateMessage, isDuplicate, type RoomMessage } from '../domain.js';
 import { UserError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
@@ -71,7 +71,9 @@ export class Messaging {
   /**
    * Stores a room message, then publishes it. Rejects with `Message could not be delivered` before
    * storing anything when the bus cannot take it, and with `Message could not be stored` when the
-   * store refuses it; it resolves only once the message is stored.
+   * store refuses it; it resolves only once the message is stored. A message whose idempotency
+   * key the project already used is neither stored nor published: it resolves the first one's
+   * place.
    */
   async sendMessage(
     project: string,
@@ -79,17 +81,24 @@ export class Messaging {
     from: string,
     payload: string,
     via: Via,
-  ): Promise<RoomMessage> {
+    idempotencyKey?: string,
+  ): Promise<RoomMessage | DuplicateMessage> {
     if (this.#stopped) throw new UserError('shuttingDown');
     if (!this.#bus.healthy()) throw new UserError('notDelivered');
     this.#inFlight++;
     try {
-      let message: RoomMessage;
+      let appended: RoomMessage | DuplicateMessage;
       try {
-        message = await this.#store.append({ project, room, payload, from });
+        appended = await this.#store.append(
+          idempotencyKey === undefined
+            ? { project, room, payload, from }
+            : { project, room, payload, from, idempotencyKey },
+        );
       } catch {
         throw new UserError('notStored');
       }
+      if (isDuplicate(appended)) return appended;
+      const message = appended;
       this.#events.onAccepted('message', via);
       const topic = roomTopic(project, room);
       const event: BusEvent = { kind: 'message', project, message };

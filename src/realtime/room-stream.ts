@@ -56,6 +56,8 @@ export class RoomStream {
   #fillTarget = 0;
   #filling = false;
   #closed = false;
+  /** Joins waiting for the baseline: they answer `joined` with it. */
+  #waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   readonly #source: RoomStreamSource;
   readonly #events: RoomStreamEvents;
   readonly #options: RoomStreamOptions;
@@ -82,6 +84,34 @@ export class RoomStream {
 
   get started(): boolean {
     return this.#next !== undefined;
+  }
+
+  /** The last seq this stream delivered (or started after); undefined before the baseline. */
+  get position(): number | undefined {
+    return this.#next === undefined ? undefined : this.#next - 1;
+  }
+
+  /** Resolves once the baseline is known; rejects after `timeoutMs`, or when the stream closes. */
+  whenStarted(timeoutMs: number): Promise<void> {
+    if (this.#next !== undefined) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new Error('room stream closed'));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((other) => other !== waiter);
+        reject(new Error('the room position could not be read in time'));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
   }
 
   accept(message: RoomMessage): void {
@@ -120,6 +150,7 @@ export class RoomStream {
   close(): void {
     this.#closed = true;
     this.#held.clear();
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error('room stream closed'));
     clearTimeout(this.#gapTimer);
     clearTimeout(this.#retryTimer);
     this.#gapTimer = undefined;
@@ -141,6 +172,7 @@ export class RoomStream {
     const oldest = this.#oldestHeld();
     this.#next = oldest === undefined ? last + 1 : Math.min(last + 1, oldest);
     this.#drain();
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve();
   }
 
   #drain(): void {

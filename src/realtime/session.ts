@@ -3,9 +3,10 @@
  * text frames, answers through its Connection, and never touches a socket.
  */
 import { randomUUID } from 'node:crypto';
+import { isDuplicate } from '../domain.js';
 import { CLOSE_CODES, ERRORS, type ErrorCode, UserError } from '../errors.js';
-import { type ClientFrame, serverFrame } from '../protocol/frames.js';
-import { type ParseLimits, parseClientFrame } from '../protocol/parse.js';
+import { type ClientFrame, type Ref, type ServerFrame, serverFrame } from '../protocol/frames.js';
+import { type ParseLimits, parseClientFrame, refOf } from '../protocol/parse.js';
 import type { ClientHandler, Connection, PreparedFrame } from '../transport/connection.js';
 import type { Hub, Member } from './hub.js';
 import type { Messaging } from './messaging.js';
@@ -60,10 +61,11 @@ export class Session implements Member, ClientHandler {
   /** One text frame from the client. */
   onText(text: string): void {
     if (!this.#open) return;
-    // The rate limit is counted on arrival, so that queued frames cannot dodge it.
+    // The rate limit is counted on arrival, so that queued frames cannot dodge it. A refused
+    // frame is parsed only for its `ref`, so that the client learns which frame was refused.
     if (!this.#bucket.take()) {
       this.#context.onRateLimited();
-      this.#sendError('rateLimited');
+      this.#sendError('rateLimited', refOf(text));
       return;
     }
     if (this.#barrier !== undefined) {
@@ -81,6 +83,16 @@ export class Session implements Member, ClientHandler {
         if (this.#barrier === pending) this.#barrier = undefined;
       });
     }
+  }
+
+  /** Unsent bytes: a replay waits while there are many, rather than close its own client. */
+  get backlog(): number {
+    return this.#connection.backlog;
+  }
+
+  /** A frame of a replay, paced by the caller on `backlog`: no slow-consumer check. */
+  replay(frame: PreparedFrame): void {
+    if (this.#open) this.#connection.sendPrepared(frame);
   }
 
   /** Sends a frame prepared for every receiver; a client too far behind is closed. */
@@ -103,6 +115,7 @@ export class Session implements Member, ClientHandler {
     if (message !== undefined) this.#connection.send(serverFrame({ type: 'error', message }));
     this.#open = false;
     this.#context.hub.remove(this);
+    this.rooms.clear();
     this.#connection.close(code, reason);
   }
 
@@ -118,6 +131,8 @@ export class Session implements Member, ClientHandler {
   onClose(): void {
     this.#open = false;
     this.#context.hub.remove(this);
+    // A join still waiting for its room must find this session gone.
+    this.rooms.clear();
     this.#context.onClosed(this);
   }
 
@@ -125,7 +140,7 @@ export class Session implements Member, ClientHandler {
   #handle(text: string): Promise<void> | undefined {
     const parsed = parseClientFrame(text, this.#context.limits);
     if (!parsed.ok) {
-      this.#sendError(parsed.error);
+      this.#sendError(parsed.error, parsed.ref);
       return undefined;
     }
     return this.#dispatch(parsed.value);
@@ -134,28 +149,28 @@ export class Session implements Member, ClientHandler {
   #dispatch(frame: ClientFrame): Promise<void> | undefined {
     switch (frame.type) {
       case 'join':
-        return this.#join(frame.room);
+        return this.#join(frame.room, frame.since, frame.ref);
       case 'leave':
         this.rooms.delete(frame.room);
         this.#context.hub.leave(this, frame.room);
-        this.#connection.send(serverFrame({ type: 'left', room: frame.room }));
+        this.#answer({ type: 'left', room: frame.room }, frame.ref);
         return undefined;
       case 'message':
-        if (!this.rooms.has(frame.room)) {
-          this.#sendError('notMember');
-          return undefined;
-        }
-        this.#context.messaging
-          .sendMessage(this.project, frame.room, this.user, frame.payload, 'ws')
-          .catch((error: unknown) => this.#sendFailure(error));
+        this.#message(frame.room, frame.payload, frame.idempotencyKey, frame.ref);
         return undefined;
-      case 'broadcast':
-        this.#context.messaging
-          .broadcast(this.project, this.user, frame.payload, 'ws')
-          .catch((error: unknown) => this.#sendFailure(error));
+      case 'broadcast': {
+        const { ref } = frame;
+        this.#context.messaging.broadcast(this.project, this.user, frame.payload, 'ws').then(
+          () => {
+            if (ref !== undefined) this.#send({ type: 'ack', ref });
+          },
+          (error: unknown) => this.#sendFailure(error, ref),
+        );
         return undefined;
+      }
       case 'ping':
-        this.#connection.send(PONG);
+        if (frame.ref === undefined) this.#connection.send(PONG);
+        else this.#send({ type: 'pong', ref: frame.ref });
         return undefined;
       default: {
         const unreachable: never = frame;
@@ -164,39 +179,67 @@ export class Session implements Member, ClientHandler {
     }
   }
 
-  #join(room: string): Promise<void> | undefined {
+  #message(room: string, payload: string, key: string | undefined, ref: Ref | undefined): void {
+    if (!this.rooms.has(room)) {
+      this.#sendError('notMember', ref);
+      return;
+    }
+    this.#context.messaging.sendMessage(this.project, room, this.user, payload, 'ws', key).then(
+      (appended) => {
+        if (ref === undefined) return;
+        const { room: stored, id, seq } = appended;
+        this.#send(
+          isDuplicate(appended)
+            ? { type: 'ack', ref, room: stored, id, seq, duplicate: true }
+            : { type: 'ack', ref, room: stored, id, seq },
+        );
+      },
+      (error: unknown) => this.#sendFailure(error, ref),
+    );
+  }
+
+  #join(room: string, since: number | undefined, ref: Ref | undefined): Promise<void> | undefined {
     if (!this.rooms.has(room)) {
       if (this.rooms.size >= this.#context.limits.maxRoomsPerConnection) {
-        this.#sendError('tooManyRooms');
+        this.#sendError('tooManyRooms', ref);
         return undefined;
       }
       this.rooms.add(room);
     }
-    const joined = serverFrame({ type: 'joined', room });
-    const ready = this.#context.hub.join(this, room);
-    if (ready === undefined) {
-      this.#connection.send(joined);
-      return undefined;
-    }
-    return ready.then(
-      () => {
-        if (this.#open && this.rooms.has(room)) this.#connection.send(joined);
-      },
-      () => {
-        this.rooms.delete(room);
-        this.#context.hub.leave(this, room);
-        this.#sendError('notDelivered');
-      },
-    );
+    const answer = (seq: number, recovered: boolean | undefined): void => {
+      if (!this.#open || !this.rooms.has(room)) return;
+      const joined: ServerFrame =
+        recovered === undefined
+          ? { type: 'joined', room, seq }
+          : { type: 'joined', room, seq, recovered };
+      this.#answer(joined, ref);
+    };
+    const ready = this.#context.hub.join(this, room, since, answer);
+    if (ready === undefined) return undefined;
+    return ready.catch((error: unknown) => {
+      this.rooms.delete(room);
+      this.#context.hub.leave(this, room);
+      this.#sendFailure(error, ref);
+    });
   }
 
-  #sendFailure(error: unknown): void {
-    this.#sendError(error instanceof UserError ? error.code : 'internal');
+  /** Sends a direct answer, with the frame's `ref` when it had one. */
+  #answer(frame: ServerFrame & { ref?: Ref }, ref: Ref | undefined): void {
+    if (ref !== undefined) frame.ref = ref;
+    this.#send(frame);
   }
 
-  #sendError(code: ErrorCode): void {
+  #send(frame: ServerFrame): void {
+    if (this.#open) this.#connection.send(serverFrame(frame));
+  }
+
+  #sendFailure(error: unknown, ref: Ref | undefined): void {
+    this.#sendError(error instanceof UserError ? error.code : 'internal', ref);
+  }
+
+  #sendError(code: ErrorCode, ref?: Ref): void {
     this.#context.onError(code);
-    if (!this.#open) return;
-    this.#connection.send(serverFrame({ type: 'error', message: ERRORS[code].message }));
+    const message = ERRORS[code].message;
+    this.#send(ref === undefined ? { type: 'error', message } : { type: 'error', message, ref });
   }
 }

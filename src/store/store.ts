@@ -11,18 +11,54 @@
  *   others of its batch are still stored, and their `seq`s stay gapless.
  * - Appends to one room resolve in `seq` order when they come from one process.
  * - Payloads are any Unicode text, NUL included, and come back exactly.
+ * - Idempotency: a message with `idempotencyKey` whose key its project already used (for any room,
+ *   payload or sender) within the store's idempotency window is neither stored nor given a `seq`:
+ *   `append` resolves the first message's DuplicateMessage. The check and the insert are one
+ *   transaction, enforced by a unique constraint, so that two copies appended at once (also by two
+ *   processes) store exactly one message. Keys live apart from messages: retention does not remove
+ *   them; `purgeExpired` does, once they are older than the window.
+ * - `seq` is never reused: a room's last `seq` (`lastSeq`, and the base of the next `append`)
+ *   survives the removal of its messages by retention.
  * - `history` answers oldest first; see HistoryQuery. An `after`/`before` id that is not a message
  *   of that room gives `undefined` (the caller reports `Unknown message id`).
- * - `deleteProject` removes the project and every message of it.
+ * - `deleteProject` removes the project and every message and idempotency key of it.
  * - `close` waits for pending appends, then releases the database; calling it twice is safe.
  */
-import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
+import type {
+  DuplicateMessage,
+  Project,
+  ProjectSettings,
+  ProjectSummary,
+  RetentionSettings,
+  RoomMessage,
+} from '../domain.js';
 
 export interface NewMessage {
   project: string;
   room: string;
   payload: string;
   from: string;
+  /** 1–128 characters; unique per project within the idempotency window. */
+  idempotencyKey?: string;
+}
+
+/** What `append` resolves: the stored message, or the first one's place for a repeated key. */
+export type Appended = RoomMessage | DuplicateMessage;
+
+export interface ProjectChange {
+  name?: string;
+  settings?: ProjectSettings;
+}
+
+export interface PurgeOptions {
+  /** Epoch ms the ages are counted from. */
+  now: number;
+  /** What applies to a project whose own retention value is null (null: keep forever). */
+  defaults: RetentionSettings;
+  /** Idempotency keys first used more than this long before `now` are removed. */
+  idempotencyWindowMs: number;
+  /** Most rows removed by one call: one short transaction. */
+  limit: number;
 }
 
 export interface HistoryQuery {
@@ -32,6 +68,8 @@ export interface HistoryQuery {
   after?: string;
   /** Only messages before this id (exclusive); with no `after`, the newest `limit` of them. */
   before?: string;
+  /** Only messages with `seq` > since: the oldest `limit` of them (never with after/before). */
+  since?: number;
 }
 
 export interface StoreStats {
@@ -56,13 +94,26 @@ export interface Store {
   deleteProject(hash: string): Promise<boolean>;
   /** Resolves false when there was no such project. */
   setProjectSecret(hash: string, jwtSecret: string): Promise<boolean>;
+  /** Changes the name and/or the settings; resolves the project as it is now, undefined if none. */
+  updateProject(hash: string, change: ProjectChange): Promise<Project | undefined>;
 
-  append(message: NewMessage): Promise<RoomMessage>;
+  append(message: NewMessage): Promise<Appended>;
   history(project: string, room: string, query: HistoryQuery): Promise<RoomMessage[] | undefined>;
   /** Messages of a room with `seq` in [fromSeq, toSeq], oldest first: for filling gaps. */
   range(project: string, room: string, fromSeq: number, toSeq: number): Promise<RoomMessage[]>;
-  /** The highest `seq` of the room, 0 when it has none. */
+  /**
+   * The last `seq` assigned in the room, whether or not retention removed that message since; 0
+   * for a room that never had one.
+   */
   lastSeq(project: string, room: string): Promise<number>;
+  /**
+   * Removes, in one short transaction, at most `limit` rows: messages older than their project's
+   * effective `maxAgeSeconds`, messages beyond the newest `maxMessagesPerRoom` of their room, and
+   * idempotency keys older than the window. Resolves how many were removed (the caller calls
+   * again, after a turn of the event loop, until fewer than `limit`). With several processes on
+   * one PostgreSQL database one purge runs at a time: a call that finds another running resolves 0.
+   */
+  purgeExpired(options: PurgeOptions): Promise<number>;
 
   /** Resolves when the database answers; rejects otherwise. */
   ping(): Promise<void>;

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
-import type { Project, ProjectSummary } from '../domain.js';
+import { noSettings, type Project, type ProjectSummary } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 
@@ -33,7 +33,7 @@ interface CachedProject {
 
 export type ProjectChange = Extract<
   BusEvent,
-  { kind: 'project-created' | 'project-rotated' | 'project-deleted' }
+  { kind: 'project-created' | 'project-rotated' | 'project-updated' | 'project-deleted' }
 >;
 
 /** Why a connection or a call is refused before it reaches a project. */
@@ -75,6 +75,7 @@ export class Projects {
       name,
       jwtSecret: newJwtSecret(),
       createdAt: new Date().toISOString(),
+      settings: noSettings(),
     };
     await this.#store.createProject(project);
     // Instances that cached a miss for this hash (a client that tried too early) drop it.

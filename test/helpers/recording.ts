@@ -4,6 +4,8 @@
  */
 import type { Bus, BusEvent, BusHandler } from '../../src/bus/bus.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { loadConfig } from '../../src/config.js';
+import { hubOptions } from '../../src/main.js';
 import { BusDispatcher } from '../../src/realtime/bus-dispatcher.js';
 import { Delivery } from '../../src/realtime/delivery.js';
 import { Gateway } from '../../src/realtime/gateway.js';
@@ -115,12 +117,17 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
     onRepublishDropped: ignore,
   });
   const delivery = new Delivery(prepareText, { onDelivered: ignore });
-  const hub = new Hub(bus, store, {
-    onRoomMessage: delivery.roomMessage,
-    onGapFilled: ignore,
-    onRoomsChanged: ignore,
-    onSubscriptionsChanged: ignore,
-  });
+  const hub = new Hub(
+    bus,
+    store,
+    {
+      onRoomMessage: delivery.roomMessage,
+      onGapFilled: ignore,
+      onRoomsChanged: ignore,
+      onSubscriptionsChanged: ignore,
+    },
+    { ...hubOptions(loadConfig({ DATABASE_URL: 'sqlite::memory:' })), prepare: prepareText },
+  );
   const dispatcher = new BusDispatcher(hub, projects, delivery, ignore);
   bus.onEvent(dispatcher.handle);
   const errors: string[] = [];

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { signProjectToken } from '../../src/auth/project-jwt.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
 import { parseBusEvent } from '../../src/bus/redis-bus.js';
-import type { Project } from '../../src/domain.js';
+import { noSettings, type Project } from '../../src/domain.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { MISS_TTL_MS, Projects } from '../../src/tenancy/projects.js';
 
@@ -24,6 +24,7 @@ const outsider: Project = {
   name: 'elsewhere',
   jwtSecret: 'x'.repeat(43),
   createdAt: new Date().toISOString(),
+  settings: noSettings(),
 };
 
 describe('Projects: the cached lookup by hash', () => {

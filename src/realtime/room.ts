@@ -1,0 +1,191 @@
+/**
+ * One room as this instance serves it: its ordered stream and its members, with each membership's
+ * position. A join answers `joined` with the room's LAST at the moment the membership begins, in
+ * the same turn as the member starts receiving what comes after it; a join with `since` replays
+ * the stored messages after `since` first, while the live ones wait for the member (replay.ts).
+ */
+import type { RoomMessage } from '../domain.js';
+import { CLOSE_CODES, UserError } from '../errors.js';
+import { messageFrame } from '../protocol/frames.js';
+import type { PrepareFrame } from '../transport/connection.js';
+import type { Member } from './hub.js';
+import { type ReadRange, Replay, type ReplayOptions } from './replay.js';
+import type { RoomStream } from './room-stream.js';
+
+/** How long a join waits, by default, for its room's position before `Store unavailable`. */
+export const JOIN_TIMEOUT_MS = 5000;
+
+export interface RoomOptions {
+  /** A join with `since` further behind than this answers `recovered: false`. */
+  recoveryMaxMessages: number;
+  /** How long a join waits for the room's position to be read before it fails. */
+  joinTimeoutMs: number;
+  /** Live messages held for a recovering member past this many payload bytes close it (4009). */
+  maxHeldBytes: number;
+  replay: ReplayOptions;
+  prepare: PrepareFrame;
+}
+
+/** Sends one of the room's messages to its members (serialised once for all). */
+export type ToMembers = (members: ReadonlySet<Member>, message: RoomMessage) => void;
+
+/** Answers `joined`: LAST, and whether the replay asked for with `since` follows. */
+export type JoinAnswer = (seq: number, recovered: boolean | undefined) => void;
+
+export class Room {
+  readonly members = new Set<Member>();
+  /** Members whose replay runs; they receive the live messages once it ends. */
+  #recovering: Map<Member, Replay> | undefined;
+  /** Joins waiting for the room to flow here: the room stays open for them. */
+  #joining = 0;
+  /** Settles when the topic is subscribed (rejects with `Message could not be delivered`). */
+  ready: Promise<void> | undefined;
+  readonly name: string;
+  readonly stream: RoomStream;
+  readonly #read: ReadRange;
+  readonly #toMembers: ToMembers;
+  readonly #options: RoomOptions;
+
+  constructor(
+    name: string,
+    stream: RoomStream,
+    read: ReadRange,
+    toMembers: ToMembers,
+    options: RoomOptions,
+  ) {
+    this.name = name;
+    this.stream = stream;
+    this.#read = read;
+    this.#toMembers = toMembers;
+    this.#options = options;
+  }
+
+  /** Nobody here needs the room any more. */
+  get idle(): boolean {
+    return this.members.size === 0 && this.#joining === 0 && !this.#recovering?.size;
+  }
+
+  /** The stream's next message, for every member and every replay waiting for it. */
+  deliver(message: RoomMessage): void {
+    if (this.members.size > 0) this.#toMembers(this.members, message);
+    const recovering = this.#recovering;
+    if (recovering === undefined || recovering.size === 0) return;
+    let overflowing: Member[] | undefined;
+    for (const [member, replay] of recovering) {
+      replay.hold(message);
+      if (replay.heldBytes > this.#options.maxHeldBytes) (overflowing ??= []).push(member);
+    }
+    const { code, reason } = CLOSE_CODES.slowConsumer;
+    for (const member of overflowing ?? []) member.close(code, reason);
+  }
+
+  /**
+   * Starts `member`'s membership (again, with `since`) and answers through `answer`. Returns
+   * undefined when that was done at once, else a promise that settles once `joined` was answered
+   * (a replay then goes on by itself); it rejects with the error to send.
+   */
+  join(member: Member, since: number | undefined, answer: JoinAnswer): Promise<void> | undefined {
+    if (since !== undefined) this.#end(member);
+    else if (this.members.has(member) || this.#recovering?.has(member)) {
+      answer(this.stream.position ?? 0, undefined);
+      return undefined;
+    }
+    if (this.ready === undefined && this.stream.started) return this.#begin(member, since, answer);
+    this.#joining++;
+    const flowing = async (): Promise<void> => {
+      try {
+        await this.ready;
+        await this.stream.whenStarted(this.#options.joinTimeoutMs).catch(() => {
+          throw new UserError('storeUnavailable');
+        });
+      } finally {
+        this.#joining--;
+      }
+      return this.#begin(member, since, answer);
+    };
+    return flowing();
+  }
+
+  /** Ends `member`'s membership (and its replay). */
+  leave(member: Member): void {
+    this.#end(member);
+  }
+
+  close(): void {
+    for (const replay of this.#recovering?.values() ?? []) replay.cancel();
+    this.#recovering = undefined;
+    this.stream.close();
+  }
+
+  #end(member: Member): void {
+    this.members.delete(member);
+    const replay = this.#recovering?.get(member);
+    if (replay === undefined) return;
+    replay.cancel();
+    this.#recovering?.delete(member);
+  }
+
+  #begin(member: Member, since: number | undefined, answer: JoinAnswer): Promise<void> | undefined {
+    // The member may have left, or gone, while the room started flowing.
+    if (!member.rooms.has(this.name)) return undefined;
+    const last = this.stream.position ?? 0;
+    if (since === undefined) {
+      this.members.add(member);
+      answer(last, undefined);
+      return undefined;
+    }
+    if (since > last || last - since > this.#options.recoveryMaxMessages || since === last) {
+      this.members.add(member);
+      answer(last, since === last);
+      return undefined;
+    }
+    const replay = new Replay(
+      member,
+      since,
+      last,
+      this.#read,
+      this.#options.prepare,
+      this.#options.replay,
+    );
+    this.#recovering ??= new Map();
+    this.#recovering.set(member, replay);
+    return replay.firstPage().then(
+      (first) => {
+        if (replay.cancelled || !member.rooms.has(this.name)) {
+          this.#end(member);
+          return;
+        }
+        if (first === undefined) {
+          // A message the client misses was removed by retention: no replay, live from LAST on.
+          answer(last, false);
+          this.#handOver(member, replay);
+          return;
+        }
+        answer(last, true);
+        replay.run(first).then(
+          () => this.#handOver(member, replay),
+          () => {
+            // The store went away mid-replay: the client reconnects and recovers from where it is.
+            if (replay.cancelled) return;
+            const { code, reason } = CLOSE_CODES.tryAgainLater;
+            member.close(code, reason);
+          },
+        );
+      },
+      (error: unknown) => {
+        this.#end(member);
+        throw error instanceof UserError ? error : new UserError('storeUnavailable');
+      },
+    );
+  }
+
+  /** The replay is over: the live messages it held, then the room's stream, in one turn. */
+  #handOver(member: Member, replay: Replay): void {
+    if (replay.cancelled || this.#recovering?.get(member) !== replay) return;
+    this.#recovering.delete(member);
+    for (const message of replay.held) {
+      if (message.seq > replay.last) member.deliver(this.#options.prepare(messageFrame(message)));
+    }
+    this.members.add(member);
+  }
+}
