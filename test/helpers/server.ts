@@ -25,7 +25,13 @@ export interface TestServer extends RunningServer {
   api(
     method: string,
     path: string,
-    options: { hash?: string; token?: string; body?: unknown; rawBody?: string },
+    options: {
+      hash?: string;
+      token?: string;
+      body?: unknown;
+      rawBody?: string;
+      headers?: Record<string, string>;
+    },
   ): Promise<Response>;
 }
 
@@ -62,8 +68,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       if (response.status !== 201) throw new Error(`create project: ${response.status}`);
       return (await response.json()) as TestProject;
     },
-    api(method, path, { hash, token, body, rawBody }) {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
+    api(method, path, { hash, token, body, rawBody, headers: extra }) {
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...extra };
       if (hash !== undefined) headers['x-hash'] = hash;
       if (token !== undefined) headers.authorization = `Bearer ${token}`;
       return fetch(`${server.url}${path}`, {

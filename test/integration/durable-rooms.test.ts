@@ -343,3 +343,52 @@ describe('durable rooms on one instance', () => {
     });
   });
 });
+
+describe('recovery and references at the limits', () => {
+  let server: TestServer;
+  let project: TestProject;
+
+  before(async () => {
+    server = await startTestServer({
+      SLOW_CONSUMER_BYTES: '32768',
+      RATE_LIMIT: '1',
+      RATE_BURST: '2000',
+    });
+    project = await server.createProject('limits');
+  });
+  after(() => server.close());
+
+  it('a slow reader gets a replay larger than SLOW_CONSUMER_BYTES whole, and is not closed', async () => {
+    const sender = await TestClient.connect(await memberUrl(server, project, 'pub'));
+    await sender.join('big');
+    const payload = 'x'.repeat(1024);
+    for (let i = 0; i < 600; i++) sender.send({ type: 'message', room: 'big', payload });
+    await sender.collect('message', 600, 20_000);
+    const reader = await TestClient.connect(await memberUrl(server, project, 'slow'));
+    reader.socket.pause();
+    reader.send({ type: 'join', room: 'big', since: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    reader.socket.resume();
+    const joined = await reader.next('joined');
+    assert.equal(joined.recovered, true);
+    assert.deepEqual(seqs(await reader.collect('message', 600, 20_000)), range(1, 600));
+    assert.equal(reader.closeCode, undefined, 'still open');
+    sender.close();
+    reader.close();
+  });
+
+  it('a frame refused by the rate limit gets Rate limit exceeded with its ref', async () => {
+    const client = await TestClient.connect(await memberUrl(server, project, 'eager'));
+    for (let i = 0; i < 2000; i++) client.send({ type: 'ping' });
+    client.send({ type: 'ping', ref: 'late' });
+    client.send('{"type":"ping","ref":"late-and-broken"');
+    const pongs = await client.collect('pong', 2000, 20_000);
+    assert.equal(pongs.length, 2000);
+    const errors = await client.collect('error', 2, 20_000);
+    assert.deepEqual(errors, [
+      { type: 'error', message: 'Rate limit exceeded', ref: 'late' },
+      { type: 'error', message: 'Rate limit exceeded' },
+    ]);
+    client.close();
+  });
+});

@@ -190,6 +190,7 @@ describe('limits: rooms per connection (MAX_ROOMS_PER_CONNECTION 3)', () => {
     assert.deepEqual(await alice.request({ type: 'join', room: 'a' }), {
       type: 'joined',
       room: 'a',
+      seq: 0,
     });
     alice.send({ type: 'message', room: 'a', payload: 'once' });
     const [once] = await alice.collect('message', 1);
@@ -204,6 +205,7 @@ describe('limits: rooms per connection (MAX_ROOMS_PER_CONNECTION 3)', () => {
     assert.deepEqual(await alice.request({ type: 'join', room: 'd' }), {
       type: 'joined',
       room: 'd',
+      seq: 0,
     });
     assert.deepEqual(await alice.request({ type: 'join', room: 'e' }), TOO_MANY_ROOMS);
     alice.send({ type: 'message', room: 'd', payload: 'in d' });

@@ -82,9 +82,12 @@ describe('PostgreSQL goes away and comes back', () => {
   it('a room whose last seq could not be read when its first member joined starts once the store is back (issue 8)', async () => {
     const member = await TestClient.connect(await memberUrl(server, project, 'cold'));
     proxy.cut();
-    // joined still comes: the room's baseline is read again in the background.
-    await member.join('cold-room');
+    // The room's position cannot be read: the join waits while it is read again and again.
+    member.send({ type: 'join', room: 'cold-room' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(member.drain(), [], 'no joined without a position');
     proxy.restore();
+    assert.deepEqual(await member.next(), { type: 'joined', room: 'cold-room', seq: 0 });
     await readyzAnswers(server, 200);
     const token = await signToken(project.jwtSecret, 'http');
     const posted = await server.api('POST', '/api/message', {

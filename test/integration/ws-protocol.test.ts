@@ -71,6 +71,7 @@ describe('join and leave', () => {
     assert.deepEqual(await client.request({ type: 'join', room: 'lobby' }), {
       type: 'joined',
       room: 'lobby',
+      seq: 0,
     });
     assert.deepEqual(await client.request({ type: 'leave', room: 'lobby' }), {
       type: 'left',
@@ -84,10 +85,12 @@ describe('join and leave', () => {
     assert.deepEqual(await alice.request({ type: 'join', room: 'twice' }), {
       type: 'joined',
       room: 'twice',
+      seq: 0,
     });
     assert.deepEqual(await alice.request({ type: 'join', room: 'twice' }), {
       type: 'joined',
       room: 'twice',
+      seq: 0,
     });
     alice.send({ type: 'message', room: 'twice', payload: 'once' });
     await alice.collect('message', 1);
@@ -121,6 +124,7 @@ describe('join and leave', () => {
     assert.deepEqual(await client.request({ type: 'join', room: 'extra', colour: 'blue' }), {
       type: 'joined',
       room: 'extra',
+      seq: 0,
     });
     client.close();
   });
@@ -273,7 +277,7 @@ describe('room name length, in code points', () => {
   for (const [what, room] of cases) {
     it(`a room of ${what} is accepted for join, message and leave`, async () => {
       const client = await connect('alice');
-      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room });
+      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room, seq: 0 });
       client.send({ type: 'message', room, payload: 'long room' });
       const [frame] = await client.collect('message', 1);
       assert.equal(frame?.room, room);
@@ -292,7 +296,7 @@ describe('malformed and unusual frames', () => {
     client.socket.send(Buffer.from(JSON.stringify({ type: 'join', room: 'bin-😀' })), {
       binary: true,
     });
-    assert.deepEqual(await client.next(), { type: 'joined', room: 'bin-😀' });
+    assert.deepEqual(await client.next(), { type: 'joined', room: 'bin-😀', seq: 0 });
     client.socket.send(Buffer.from('{"type":"nope"}'), { binary: true });
     assert.deepEqual(await client.next(), { type: 'error', message: 'Unknown message type' });
     client.close();
@@ -329,6 +333,7 @@ describe('malformed and unusual frames', () => {
     assert.deepEqual(await client.request('{"type":"join","room":"\\ud83d\\ude00"}'), {
       type: 'joined',
       room: '😀',
+      seq: 0,
     });
     client.close();
   });
@@ -342,7 +347,7 @@ describe('malformed and unusual frames', () => {
   it('room names with NUL, RTL text and combining marks are joined and echoed exactly', async () => {
     const client = await connect('alice');
     for (const room of ['a\u0000b', 'שלום-עולם', 'e\u0301te\u0301', ' spaced ', '🇫🇷 ⚽']) {
-      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room });
+      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room, seq: 0 });
       client.send({ type: 'message', room, payload: 'p' });
       const [frame] = await client.collect('message', 1);
       assert.equal(frame?.room, room);

@@ -30,7 +30,7 @@ describe('Session, through a recording Connection', () => {
     await settle();
     assert.deepEqual(connection.frames.slice(1), [
       { type: 'error', message: 'You must join the room first' },
-      { type: 'joined', room: 'r' },
+      { type: 'joined', room: 'r', seq: 0 },
       { type: 'pong' },
     ]);
   });
