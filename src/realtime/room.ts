@@ -85,14 +85,16 @@ export class Room {
    * (a replay then goes on by itself); it rejects with the error to send.
    */
   join(member: Member, since: number | undefined, answer: JoinAnswer): Promise<void> | undefined {
+    const flowing = this.ready === undefined && this.stream.started;
     if (since !== undefined) this.#end(member);
-    else if (this.members.has(member) || this.#recovering?.has(member)) {
+    else if (flowing && this.#recovering?.has(member)) {
+      // Already joined, its replay still running: it goes on; LAST is where the room is now.
       answer(this.stream.position ?? 0, undefined);
       return undefined;
     }
-    if (this.ready === undefined && this.stream.started) return this.#begin(member, since, answer);
+    if (flowing) return this.#begin(member, since, answer);
     this.#joining++;
-    const flowing = async (): Promise<void> => {
+    const whenFlowing = async (): Promise<void> => {
       try {
         await this.ready;
         await this.stream.whenStarted(this.#options.joinTimeoutMs).catch(() => {
@@ -103,7 +105,7 @@ export class Room {
       }
       return this.#begin(member, since, answer);
     };
-    return flowing();
+    return whenFlowing();
   }
 
   /** Ends `member`'s membership (and its replay). */

@@ -160,12 +160,20 @@ export class Session implements Member, ClientHandler {
         return undefined;
       case 'broadcast': {
         const { ref } = frame;
-        this.#context.messaging.broadcast(this.project, this.user, frame.payload, 'ws').then(
-          () => {
-            if (ref !== undefined) this.#send({ type: 'ack', ref });
-          },
-          (error: unknown) => this.#sendFailure(error, ref),
+        const sent = this.#context.messaging.broadcast(
+          this.project,
+          this.user,
+          frame.payload,
+          'ws',
         );
+        // Without a ref there is no ack: no closure for one on the hot path.
+        if (ref === undefined) sent.catch((error: unknown) => this.#sendFailure(error, undefined));
+        else {
+          sent.then(
+            () => this.#send({ type: 'ack', ref }),
+            (error: unknown) => this.#sendFailure(error, ref),
+          );
+        }
         return undefined;
       }
       case 'ping':
@@ -184,14 +192,25 @@ export class Session implements Member, ClientHandler {
       this.#sendError('notMember', ref);
       return;
     }
-    this.#context.messaging.sendMessage(this.project, room, this.user, payload, 'ws', key).then(
+    const stored = this.#context.messaging.sendMessage(
+      this.project,
+      room,
+      this.user,
+      payload,
+      'ws',
+      key,
+    );
+    if (ref === undefined) {
+      stored.catch((error: unknown) => this.#sendFailure(error, undefined));
+      return;
+    }
+    stored.then(
       (appended) => {
-        if (ref === undefined) return;
-        const { room: stored, id, seq } = appended;
+        const { room: where, id, seq } = appended;
         this.#send(
           isDuplicate(appended)
-            ? { type: 'ack', ref, room: stored, id, seq, duplicate: true }
-            : { type: 'ack', ref, room: stored, id, seq },
+            ? { type: 'ack', ref, room: where, id, seq, duplicate: true }
+            : { type: 'ack', ref, room: where, id, seq },
         );
       },
       (error: unknown) => this.#sendFailure(error, ref),

@@ -89,6 +89,18 @@ export class TestClient {
     return matching().slice(0, count);
   }
 
+  /**
+   * The next `count` frames of a type, and not one more of it within a short silence: every unread
+   * frame is then marked read, so that a later wait starts after them.
+   */
+  async exactly(type: string, count: number, timeoutMs = DEFAULT_WAIT_MS): Promise<Frame[]> {
+    const frames = await this.collect(type, count, timeoutMs);
+    await new Promise((resolve) => setTimeout(resolve, SILENCE_MS));
+    const more = this.drain().filter((frame) => frame.type === type).length - count;
+    if (more !== 0) throw new Error(`${more} ${type} frames more than ${count}`);
+    return frames;
+  }
+
   /** Asserts that no unread frame arrives for a while. */
   async expectSilence(ms = SILENCE_MS): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));

@@ -51,10 +51,10 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
     const sender = await connect(b(), 'ben');
     await sender.join('moved');
     for (let i = 0; i < 4; i++) sender.send({ type: 'message', room: 'moved', payload: `a${i}` });
-    assert.deepEqual(seqs(await reader.collect('message', 4)), [1, 2, 3, 4]);
+    assert.deepEqual(seqs(await reader.exactly('message', 4)), [1, 2, 3, 4]);
     reader.close();
     for (let i = 0; i < 6; i++) sender.send({ type: 'message', room: 'moved', payload: `b${i}` });
-    await sender.collect('message', 10);
+    await sender.exactly('message', 10);
     const back = await connect(b(), 'ann');
     assert.deepEqual(await back.request({ type: 'join', room: 'moved', since: 4 }), {
       type: 'joined',
@@ -62,15 +62,14 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
       seq: 10,
       recovered: true,
     });
-    const replayed = await back.collect('message', 6);
+    const replayed = await back.exactly('message', 6);
     assert.deepEqual(seqs(replayed), [5, 6, 7, 8, 9, 10]);
     assert.deepEqual(
       replayed.map((frame) => frame.payload),
       ['b0', 'b1', 'b2', 'b3', 'b4', 'b5'],
     );
     sender.send({ type: 'message', room: 'moved', payload: 'live' });
-    back.drain();
-    const [live] = await back.collect('message', 1);
+    const [live] = await back.exactly('message', 1);
     assert.equal(live?.seq, 11);
     await back.expectSilence();
     back.close();
@@ -89,7 +88,7 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
     for (let i = 0; i < 300; i++) {
       (senders[i % 2] as TestClient).send({ type: 'message', room: 'flood', payload: `pre${i}` });
     }
-    await watcher.collect('message', 300);
+    await watcher.exactly('message', 300);
     const since = 100;
     // Both instances keep publishing while the joiner recovers on B.
     const sending = (async () => {
@@ -106,7 +105,7 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
     const joined = await joiner.next('joined', 20_000);
     assert.equal(joined.recovered, true);
     const expected = 300 + total - since;
-    const frames = await joiner.collect('message', expected, 60_000);
+    const frames = await joiner.exactly('message', expected, 60_000);
     const got = seqs(frames);
     for (let i = 0; i < got.length; i++) {
       assert.equal(got[i], since + 1 + i, `position ${i}`);
@@ -118,8 +117,7 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
     });
     const { seq: last } = (await posted.json()) as { seq: number };
     assert.equal(last, 300 + total + 1);
-    joiner.drain();
-    const [end] = await joiner.collect('message', 1, 10_000);
+    const [end] = await joiner.exactly('message', 1, 10_000);
     assert.equal(end?.seq, last);
     await joiner.expectSilence();
     for (const client of [...senders, watcher, joiner]) client.close();
@@ -157,7 +155,7 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
     await Promise.all(http);
     for (const sender of wsSenders) {
       for (const ack of await sender.collect('ack', 5)) {
-        answers.push(ack as { id: unknown; seq: unknown; duplicate?: unknown });
+        answers.push({ id: ack.id, seq: ack.seq, duplicate: ack.duplicate });
       }
     }
     assert.equal(answers.length, 20);
@@ -168,7 +166,7 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
       assert.equal(answer.seq, first.seq);
     }
     assert.equal(answers.filter((answer) => answer.duplicate === true).length, 19);
-    const [delivered] = await member.collect('message', 1);
+    const [delivered] = await member.exactly('message', 1);
     assert.equal(delivered?.seq, first.seq);
     await member.expectSilence(300);
     const history = await b().api('GET', '/api/rooms/once/messages', {

@@ -70,7 +70,7 @@ describe('durable rooms on one instance', () => {
         seq: 0,
       });
       await publish('pos', 3);
-      await first.collect('message', 3);
+      await first.exactly('message', 3);
       const second = await connect('ben');
       assert.deepEqual(await second.request({ type: 'join', room: 'pos' }), {
         type: 'joined',
@@ -84,8 +84,8 @@ describe('durable rooms on one instance', () => {
         seq: 3,
       });
       await publish('pos', 1);
-      assert.deepEqual(seqs(await first.collect('message', 1)), [4], 'one membership, once');
-      assert.deepEqual(seqs(await second.collect('message', 1)), [4]);
+      assert.deepEqual(seqs(await first.exactly('message', 1)), [4], 'one membership, once');
+      assert.deepEqual(seqs(await second.exactly('message', 1)), [4]);
       await first.expectSilence();
       first.close();
       second.close();
@@ -98,7 +98,7 @@ describe('durable rooms on one instance', () => {
         client.send({ type: 'message', room: 'order', payload: `p${i}`, ref: i });
       }
       const acks = await client.collect('ack', 50);
-      const delivered = await client.collect('message', 50);
+      const delivered = await client.exactly('message', 50);
       assert.deepEqual(
         delivered.map((frame) => frame.payload),
         range(0, 49).map((i) => `p${i}`),
@@ -118,7 +118,7 @@ describe('durable rooms on one instance', () => {
       const reader = await connect('ann');
       await reader.join('rec');
       await publish('rec', 5);
-      assert.deepEqual(seqs(await reader.collect('message', 5)), range(1, 5));
+      assert.deepEqual(seqs(await reader.exactly('message', 5)), range(1, 5));
       reader.close();
       await publish('rec', 7);
       const back = await connect('ann');
@@ -128,10 +128,9 @@ describe('durable rooms on one instance', () => {
         seq: 12,
         recovered: true,
       });
-      assert.deepEqual(seqs(await back.collect('message', 7)), range(6, 12));
+      assert.deepEqual(seqs(await back.exactly('message', 7)), range(6, 12));
       await publish('rec', 2);
-      back.drain();
-      assert.deepEqual(seqs(await back.collect('message', 2)), [13, 14]);
+      assert.deepEqual(seqs(await back.exactly('message', 2)), [13, 14]);
       await back.expectSilence();
       back.close();
     });
@@ -145,7 +144,7 @@ describe('durable rooms on one instance', () => {
         seq: 3,
         recovered: true,
       });
-      assert.deepEqual(seqs(await client.collect('message', 3)), [1, 2, 3]);
+      assert.deepEqual(seqs(await client.exactly('message', 3)), [1, 2, 3]);
       const other = await connect('ben');
       assert.deepEqual(await other.request({ type: 'join', room: 'rec0', since: 3 }), {
         type: 'joined',
@@ -176,7 +175,7 @@ describe('durable rooms on one instance', () => {
       });
       await client.expectSilence();
       await publish('far', 1);
-      assert.deepEqual(seqs(await client.collect('message', 1)), [61], 'live from LAST on');
+      assert.deepEqual(seqs(await client.exactly('message', 1)), [61], 'live from LAST on');
       client.close();
     });
 
@@ -206,7 +205,7 @@ describe('durable rooms on one instance', () => {
         seq: 6,
         recovered: true,
       });
-      assert.deepEqual(seqs(await ok.collect('message', 3)), [4, 5, 6]);
+      assert.deepEqual(seqs(await ok.exactly('message', 3)), [4, 5, 6]);
       client.close();
       ok.close();
     });
@@ -223,7 +222,7 @@ describe('durable rooms on one instance', () => {
       const joined = await client.next('joined');
       assert.equal(joined.recovered, true);
       const last = Number(joined.seq);
-      const frames = await client.collect('message', 140);
+      const frames = await client.exactly('message', 140);
       assert.deepEqual(seqs(frames), range(1, 140));
       assert.ok(last >= 40 && last <= 140);
       await client.expectSilence();
@@ -235,18 +234,16 @@ describe('durable rooms on one instance', () => {
       const client = await connect('ann');
       await client.join('again');
       await publish('again', 4);
-      assert.deepEqual(seqs(await client.collect('message', 4)), range(1, 4));
-      client.drain();
+      assert.deepEqual(seqs(await client.exactly('message', 4)), range(1, 4));
       assert.deepEqual(await client.request({ type: 'join', room: 'again', since: 2 }), {
         type: 'joined',
         room: 'again',
         seq: 4,
         recovered: true,
       });
-      assert.deepEqual(seqs(await client.collect('message', 2)), [3, 4]);
+      assert.deepEqual(seqs(await client.exactly('message', 2)), [3, 4]);
       await publish('again', 1);
-      client.drain();
-      assert.deepEqual(seqs(await client.collect('message', 1)), [5], 'one membership after it');
+      assert.deepEqual(seqs(await client.exactly('message', 1)), [5], 'one membership after it');
       await client.expectSilence();
       client.close();
     });
@@ -288,7 +285,10 @@ describe('durable rooms on one instance', () => {
         [{ type: 'join', ref: 'b' }, 'Room required'],
         [{ type: 'message', room: 'x', payload: 'p', ref: 'c' }, 'You must join the room first'],
         [{ type: 'join', room: 'x', since: -1, ref: 'd' }, 'Invalid since'],
-        [{ type: 'message', room: 'x', payload: 'p', idempotencyKey: '', ref: 'e' }, 'Invalid idempotency key'],
+        [
+          { type: 'message', room: 'x', payload: 'p', idempotencyKey: '', ref: 'e' },
+          'Invalid idempotency key',
+        ],
       ];
       for (const [frame, message] of cases) {
         const ref = (frame as { ref: string }).ref;
@@ -296,7 +296,7 @@ describe('durable rooms on one instance', () => {
       }
       await client.join('noack');
       client.send({ type: 'message', room: 'noack', payload: 'x' });
-      const [delivered] = await client.collect('message', 1);
+      const [delivered] = await client.exactly('message', 1);
       assert.equal(delivered?.payload, 'x');
       client.drain();
       await client.expectSilence();
@@ -335,7 +335,14 @@ describe('durable rooms on one instance', () => {
       assert.equal(response.status, 200);
       const { messages } = (await response.json()) as { messages: Frame[] };
       assert.deepEqual(seqs(messages), [3, 4]);
-      for (const query of ['since=-1', 'since=x', 'since=1.5', 'since=9007199254740992', 'since=1&after=1', 'since=1&before=3']) {
+      for (const query of [
+        'since=-1',
+        'since=x',
+        'since=1.5',
+        'since=9007199254740992',
+        'since=1&after=1',
+        'since=1&before=3',
+      ]) {
         const refused = await read(query);
         assert.equal(refused.status, 400, query);
         assert.deepEqual(await refused.json(), { success: false, error: 'Invalid since' });
@@ -363,7 +370,7 @@ describe('recovery and references at the limits', () => {
     await sender.join('big');
     const payload = 'x'.repeat(1024);
     for (let i = 0; i < 600; i++) sender.send({ type: 'message', room: 'big', payload });
-    await sender.collect('message', 600, 20_000);
+    await sender.exactly('message', 600, 20_000);
     const reader = await TestClient.connect(await memberUrl(server, project, 'slow'));
     reader.socket.pause();
     reader.send({ type: 'join', room: 'big', since: 0 });
@@ -371,7 +378,7 @@ describe('recovery and references at the limits', () => {
     reader.socket.resume();
     const joined = await reader.next('joined');
     assert.equal(joined.recovered, true);
-    assert.deepEqual(seqs(await reader.collect('message', 600, 20_000)), range(1, 600));
+    assert.deepEqual(seqs(await reader.exactly('message', 600, 20_000)), range(1, 600));
     assert.equal(reader.closeCode, undefined, 'still open');
     sender.close();
     reader.close();

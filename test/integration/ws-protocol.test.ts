@@ -277,7 +277,11 @@ describe('room name length, in code points', () => {
   for (const [what, room] of cases) {
     it(`a room of ${what} is accepted for join, message and leave`, async () => {
       const client = await connect('alice');
-      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room, seq: 0 });
+      assert.deepEqual(await client.request({ type: 'join', room }), {
+        type: 'joined',
+        room,
+        seq: 0,
+      });
       client.send({ type: 'message', room, payload: 'long room' });
       const [frame] = await client.collect('message', 1);
       assert.equal(frame?.room, room);
@@ -347,7 +351,11 @@ describe('malformed and unusual frames', () => {
   it('room names with NUL, RTL text and combining marks are joined and echoed exactly', async () => {
     const client = await connect('alice');
     for (const room of ['a\u0000b', 'שלום-עולם', 'e\u0301te\u0301', ' spaced ', '🇫🇷 ⚽']) {
-      assert.deepEqual(await client.request({ type: 'join', room }), { type: 'joined', room, seq: 0 });
+      assert.deepEqual(await client.request({ type: 'join', room }), {
+        type: 'joined',
+        room,
+        seq: 0,
+      });
       client.send({ type: 'message', room, payload: 'p' });
       const [frame] = await client.collect('message', 1);
       assert.equal(frame?.room, room);

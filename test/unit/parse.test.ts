@@ -23,12 +23,72 @@ describe('parseClientFrame: the contract order of checks', () => {
     ['{"type":"message","room":["a"],"payload":{}}', 'roomNotString'],
     ['{"type":"message","room":"a","payload":{}}', 'payloadNotString'],
     ['{"type":"join","room":"abcde"}', 'roomTooLong'],
+    ['{"type":"nope","ref":""}', 'invalidRef'],
+    ['{"type":"nope","ref":1.5}', 'invalidRef'],
+    ['{"type":"nope","ref":true}', 'invalidRef'],
+    [`{"type":"nope","ref":"${'r'.repeat(65)}"}`, 'invalidRef'],
+    ['{"type":"join","room":"a","since":-1}', 'invalidSince'],
+    ['{"type":"join","room":"a","since":"3"}', 'invalidSince'],
+    ['{"type":"join","room":"a","since":1.5}', 'invalidSince'],
+    ['{"type":"join","room":"abcde","since":-1}', 'invalidSince'],
+    ['{"type":"message","room":"a","payload":"p","idempotencyKey":""}', 'invalidIdempotencyKey'],
+    ['{"type":"message","room":"a","payload":"p","idempotencyKey":7}', 'invalidIdempotencyKey'],
+    [
+      `{"type":"message","room":"a","payload":"p","idempotencyKey":"${'k'.repeat(129)}"}`,
+      'invalidIdempotencyKey',
+    ],
   ];
   for (const [text, error] of cases) {
     it(`${text} → ${error}`, () => {
       assert.deepEqual(parseClientFrame(text, limits), { ok: false, error });
     });
   }
+
+  it('an error after step 2 carries the valid ref; ref null is no ref', () => {
+    assert.deepEqual(parseClientFrame('{"type":"join","ref":"x"}', limits), {
+      ok: false,
+      error: 'roomRequired',
+      ref: 'x',
+    });
+    assert.deepEqual(parseClientFrame('{"type":"ping","ref":null}', limits), {
+      ok: true,
+      value: { type: 'ping' },
+    });
+  });
+
+  it('reads since, idempotencyKey (128 code points at most) and ref onto the frame; null is absent', () => {
+    assert.deepEqual(parseClientFrame('{"type":"join","room":"a","since":0,"ref":3}', limits), {
+      ok: true,
+      value: { type: 'join', room: 'a', since: 0, ref: 3 },
+    });
+    assert.deepEqual(parseClientFrame('{"type":"join","room":"a","since":null}', limits), {
+      ok: true,
+      value: { type: 'join', room: 'a' },
+    });
+    const key = '😀'.repeat(128);
+    assert.deepEqual(
+      parseClientFrame(
+        `{"type":"message","room":"a","payload":"p","idempotencyKey":"${key}"}`,
+        limits,
+      ),
+      { ok: true, value: { type: 'message', room: 'a', payload: 'p', idempotencyKey: key } },
+    );
+  });
+
+  it('the Idempotency-Key header of an HTTP body is checked where a frame’s key is', () => {
+    assert.deepEqual(parseHttpBody('message', '{"room":"a","payload":"p"}', limits, ''), {
+      ok: false,
+      error: 'invalidIdempotencyKey',
+    });
+    assert.deepEqual(parseHttpBody('message', '{"room":"a","payload":"p"}', limits, 'k'), {
+      ok: true,
+      value: { type: 'message', room: 'a', payload: 'p', idempotencyKey: 'k' },
+    });
+    assert.deepEqual(parseHttpBody('message', '{"payload":"p"}', limits, ''), {
+      ok: false,
+      error: 'roomRequired',
+    });
+  });
 
   it('accepts each type, ignoring unknown fields and room on a broadcast', () => {
     assert.deepEqual(parseClientFrame('{"type":"join","room":"a","x":1}', limits), {
