@@ -70,13 +70,13 @@ export class Room {
     if (this.members.size > 0) this.#toMembers(this.members, message);
     const recovering = this.#recovering;
     if (recovering === undefined || recovering.size === 0) return;
-    let overflowing: Member[] | undefined;
+    const overflowing: Member[] = [];
     for (const [member, replay] of recovering) {
       replay.hold(message);
-      if (replay.heldBytes > this.#options.maxHeldBytes) (overflowing ??= []).push(member);
+      if (replay.heldBytes > this.#options.maxHeldBytes) overflowing.push(member);
     }
     const { code, reason } = CLOSE_CODES.slowConsumer;
-    for (const member of overflowing ?? []) member.close(code, reason);
+    for (const member of overflowing) member.close(code, reason);
   }
 
   /**
