@@ -33,6 +33,10 @@ export const DEFAULT_SIZES: Sizes = {
   clusterMembers: 10,
   clusterRates: [500, 1000, 2000, 4000, 8000, 16000],
   clusterRefRate: 500,
+  recoveryRooms: 100,
+  recoveryMembers: 10,
+  recoverySeen: 10,
+  recoveryMissed: 100,
 };
 
 /** Tiny sizes: a few seconds per scenario, so that CI sees the whole bench run. */
@@ -60,6 +64,10 @@ export const SMOKE_SIZES: Sizes = {
   clusterMembers: 6,
   clusterRates: [50, 100],
   clusterRefRate: 50,
+  recoveryRooms: 4,
+  recoveryMembers: 3,
+  recoverySeen: 2,
+  recoveryMissed: 5,
 };
 
 export const SERVER_NAMES: ServerName[] = [

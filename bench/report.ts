@@ -132,6 +132,18 @@ export const COLUMNS: Record<ScenarioName, Column[]> = {
   ],
   multitenant: COSTS,
   multiinstance: COSTS,
+  recovery: [
+    { key: 'catchUpMs', title: 'time to catch up ms' },
+    { key: 'replayedPerSec', title: 'replayed msg/s' },
+    { key: 'cpuUsPerReplayed', title: 'CPU µs/replayed msg' },
+    { key: 'servicesCpuUsPerReplayed', title: 'PostgreSQL + Redis CPU µs/replayed msg' },
+    { key: 'members', title: 'members' },
+    { key: 'replayed', title: 'replayed messages' },
+    { key: 'lostTotal', title: 'lost' },
+    { key: 'duplicated', title: 'duplicated' },
+    { key: 'serverCpuPct', title: 'server CPU %' },
+    { key: 'generatorCpuPct', title: 'generator CPU %' },
+  ],
 };
 
 const YARDSTICK: ServerName = 'minimal-ws';
@@ -550,6 +562,7 @@ export function markdownReport(results: Results, profileText: string | undefined
     `- Rates are stepped (${s.stepMs} ms each, payload ${s.payloadBytes} bytes): a step is *sustained* when no delivery is lost, no client is closed, p99 publish→receive ≤ ${s.p99LimitMs} ms and the rate is reached. After the reference rate, the search stops at the first step not sustained and tries once in between. CPU per message / per delivery is quoted at the reference rate (the same for every server: fan-out ${s.fanoutRefRate} msg/s to ${s.fanoutMembers} members, chat ${s.chatRefRate} msg/s over ${s.chatRooms} rooms of 2, multi-tenant ${s.tenantRefRate} msg/s, multi-instance ${s.clusterRefRate} msg/s). Chat's half-rate step comes last, after ${Math.min(3, s.stepMs / 1000)} s idle: it measures a steady moderate load, not the recovery from the overloaded steps before it.`,
     "- A figure marked † was measured while the load generator was the bottleneck: one of its workers at ≥ 90 % of a core, or the machine ≥ 90 % busy while the server stayed below 80 % of a core, or the publisher behind its schedule. Such a figure is a floor set by the client, not the server's, and is not quoted.",
     `- Connect: ${Math.min(1000, Math.ceil(s.connectConnections / 5))} connects first, closed again and not counted, so that every server's JIT is warm; then ${s.connectConnections} handshakes + join, ${s.connectConcurrency} at a time.`,
+    `- Recovery (socket-base only; no other server recovers): ${s.recoveryRooms * s.recoveryMembers} members in ${s.recoveryRooms} rooms of ${s.recoveryMembers} (and one publisher per room) join and see ${s.recoverySeen} messages per room live, then close; ${s.recoveryMissed} messages are published into each room while they are away; their sockets open again (handshakes not measured), then all send \`join\` with \`since\` = the highest \`seq\` each had seen, at once. Time to catch up runs from the first of those joins to the last replayed message received; CPU per replayed message is the server's CPU over that window ÷ the messages missed (${s.recoveryRooms * s.recoveryMembers * s.recoveryMissed}). The workers check every member's \`seq\`s: one missing, repeated or out of order, or a join not recovered, fails the scenario.`,
     '- Closes with 4009 (slow consumer) are counted apart from lost deliveries. "generator CPU %" is all load workers together, in % of one core (highest step).',
     '- The bar is checked two ways for CPU per delivery / message: at the reference rate (a light load every server sustains), and at the highest rate both servers sustained in the same run (median over runs). A server that coalesces writes gets cheaper per delivery as the load grows; one that writes each frame at once does not.',
     '',

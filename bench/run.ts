@@ -27,6 +27,7 @@ import { httpPublish } from './scenarios/http-publish.js';
 import { idle } from './scenarios/idle.js';
 import { multiInstance } from './scenarios/multi-instance.js';
 import { multiTenant } from './scenarios/multi-tenant.js';
+import { recovery } from './scenarios/recovery.js';
 import type { Scenario, ScenarioOutcome } from './scenarios/types.js';
 import { killAllNow, stopAll } from './servers/processes.js';
 import {
@@ -48,6 +49,7 @@ const SCENARIOS: Scenario[] = [
   httpPublish,
   multiTenant,
   multiInstance,
+  recovery,
 ];
 /** No scenario may take longer than this; past it the cell fails and the bench goes on. */
 const SCENARIO_TIMEOUT_MS = 6 * 60 * 1000;
@@ -60,6 +62,7 @@ const REQUIRED: Record<Scenario['name'], string[]> = {
   http: ['requestsPerSec', 'cpuUsPerRequest', 'deliveryP99Ms'],
   multitenant: ['cpuUsPerMessage', 'refP99Ms'],
   multiinstance: ['cpuUsPerMessage', 'refP99Ms'],
+  recovery: ['catchUpMs', 'replayedPerSec', 'cpuUsPerReplayed'],
 };
 
 const started = Date.now();
@@ -89,6 +92,7 @@ function checkFdLimit(options: Options): void {
     s.chatRooms * 2,
     s.tenantProjects * s.tenantRooms * s.tenantMembers,
     s.clusterRooms * s.clusterMembers,
+    s.recoveryRooms * (s.recoveryMembers + 1),
   );
   // The server holds every connection; each worker its share. Children inherit this limit.
   if (most + 200 > limit) {

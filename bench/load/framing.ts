@@ -13,6 +13,7 @@ const ZERO = 0x30;
 
 /** What a control frame (one without `~`) means to the connection. */
 export type Control =
+  | { kind: 'connected' }
   | { kind: 'joined' }
   | { kind: 'reply'; text: string }
   | { kind: 'error'; message: string }
@@ -39,6 +40,7 @@ const plain: Framing = {
     `{"type":"message","room":${JSON.stringify(room)},"payload":"${payload}"}`,
   control(text) {
     if (text.startsWith('{"type":"joined"')) return { kind: 'joined' };
+    if (text.startsWith('{"type":"connected"')) return { kind: 'connected' };
     if (text.startsWith('{"type":"error"')) {
       const parsed: unknown = JSON.parse(text);
       const message =
@@ -67,6 +69,23 @@ const socketio: Framing = {
   },
 };
 
+/** A join that recovers from `since` (socket-base's JSON frames only: no other server recovers). */
+export function joinSinceFrame(room: string, since: number): string {
+  return `{"type":"join","room":${JSON.stringify(room)},"since":${since}}`;
+}
+
+/** The position a `joined` frame gives (socket-base); undefined when it carries none. */
+export function joinedPosition(
+  text: string,
+): { seq: number; recovered: boolean | undefined } | undefined {
+  const parsed: unknown = JSON.parse(text);
+  if (typeof parsed !== 'object' || parsed === null || !('seq' in parsed)) return undefined;
+  const { seq } = parsed;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return undefined;
+  const recovered = 'recovered' in parsed ? parsed.recovered : undefined;
+  return { seq, recovered: typeof recovered === 'boolean' ? recovered : undefined };
+}
+
 export function framingOf(protocol: Protocol): Framing {
   return protocol === 'plain' ? plain : socketio;
 }
@@ -75,6 +94,26 @@ export function framingOf(protocol: Protocol): Framing {
 export function payloadOf(step: number, sentUs: number, bytes: number): string {
   const head = `~${step}.${Math.round(sentUs)}~`;
   return bytes > head.length ? head + 'x'.repeat(bytes - head.length) : head;
+}
+
+const SEQ_KEY = Buffer.from('"seq":');
+
+/**
+ * The `seq` of the delivery between `from` and `end` (-1 if none), read without a JSON parse. The
+ * key cannot occur inside a string value: JSON escapes every quote there.
+ */
+export function readSeq(data: Buffer, from: number, end: number): number {
+  const at = data.indexOf(SEQ_KEY, from);
+  if (at === -1 || at >= end) return -1;
+  let position = at + SEQ_KEY.length;
+  let seq = 0;
+  let digit = (data[position] ?? 0) - ZERO;
+  if (digit < 0 || digit > 9) return -1;
+  while (position < end && digit >= 0 && digit <= 9) {
+    seq = seq * 10 + digit;
+    digit = (data[++position] ?? 0) - ZERO;
+  }
+  return seq;
 }
 
 /** Where readStamp leaves what it read: one shared object, no allocation per delivery. */

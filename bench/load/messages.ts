@@ -18,6 +18,13 @@ export interface ConnSpec {
   roomKey: string;
   auth?: ConnAuth | undefined;
   localAddress?: string | undefined;
+  /** Follow the `seq` of `joined` and of every delivery (recovery): off unless asked, it costs a scan. */
+  followSeq?: boolean | undefined;
+  /**
+   * Open without joining (ready at `connected`); the `rejoin` command then joins with this `since`.
+   * Implies followSeq.
+   */
+  rejoinSince?: number | undefined;
 }
 
 export interface ConnectCommand {
@@ -60,6 +67,15 @@ export interface CollectCommand {
   cmd: 'collect';
 }
 
+/** Every connection opened with `rejoinSince` sends its `join` with `since`, all at once. */
+export interface RejoinCommand {
+  cmd: 'rejoin';
+}
+
+export interface PositionsCommand {
+  cmd: 'positions';
+}
+
 export interface CloseCommand {
   cmd: 'close';
 }
@@ -70,6 +86,8 @@ export type Command = (
   | PublishCommand
   | HttpCommand
   | CollectCommand
+  | RejoinCommand
+  | PositionsCommand
   | CloseCommand
 ) & { id: number };
 
@@ -116,6 +134,47 @@ export interface CollectReply {
   lastDeliveryUs: number;
 }
 
+export interface RejoinReply {
+  joins: number;
+  /** Hrtime (µs) just before the first `join` was written. */
+  sentUs: number;
+}
+
+/** What one connection that follows `seq` has seen of its room. */
+export interface Position {
+  /** The `since` it rejoined with; null for a join without. */
+  since: number | null;
+  /** LAST as its latest `joined` gave it; null before any. */
+  joinedSeq: number | null;
+  recovered: boolean | null;
+  /** The highest `seq` it was given, by `joined` or by a delivery. */
+  highest: number;
+  /** Deliveries after its starting position (`since`, else LAST at join), each the next in order. */
+  replayed: number;
+  /** Deliveries at or below a `seq` it already had: repeats, or late ones out of order. */
+  repeated: number;
+  /** `seq`s jumped over. */
+  skipped: number;
+  /** Hrtime (µs) of its latest delivery; 0 before any. */
+  lastUs: number;
+}
+
+export interface PositionsReply {
+  /** In the order the connections were given; null for one that does not follow `seq`. */
+  conns: (Position | null)[];
+}
+
 export type Reply =
-  | { id: number; ok: true; result: ConnectReply | PublishReply | HttpReply | CollectReply | null }
+  | {
+      id: number;
+      ok: true;
+      result:
+        | ConnectReply
+        | PublishReply
+        | HttpReply
+        | CollectReply
+        | RejoinReply
+        | PositionsReply
+        | null;
+    }
   | { id: number; ok: false; error: string };

@@ -14,8 +14,11 @@ import type {
   ConnSpec,
   HttpCommand,
   HttpReply,
+  Position,
+  PositionsReply,
   Protocol,
   PublishReply,
+  RejoinReply,
   Reply,
   RoomCount,
 } from './messages.js';
@@ -228,6 +231,28 @@ export class LoadPool {
       }
     }
     return { rooms, latency, late, closes, errors, lastDeliveryUs };
+  }
+
+  /**
+   * Every connection opened with `rejoinSince` joins with it, on every worker at once; resolves
+   * with the number of joins and the hrtime (µs) at which the first one was sent.
+   */
+  async rejoin(): Promise<{ joins: number; sentUs: number }> {
+    const replies = await Promise.all(
+      this.#workers.map((worker) => worker.call<RejoinReply>({ cmd: 'rejoin' })),
+    );
+    return {
+      joins: replies.reduce((sum, r) => sum + r.joins, 0),
+      sentUs: Math.min(...replies.map((r) => r.sentUs)),
+    };
+  }
+
+  /** Each connection's position, in the order they were given (null: it does not follow `seq`). */
+  async positions(): Promise<(Position | null)[]> {
+    const replies = await Promise.all(
+      this.#workers.map((worker) => worker.call<PositionsReply>({ cmd: 'positions' })),
+    );
+    return this.#placement.map((place) => replies[place.worker]?.conns[place.index] ?? null);
   }
 
   /** Closes every connection (the workers stay). */

@@ -4,7 +4,17 @@
  * publish→receive latency. Started by the controller with child_process.fork; talks over IPC.
  */
 import { Agent, request } from 'node:http';
-import { type Control, framingOf, payloadOf, readStamp, stamp, TILDE } from './framing.js';
+import {
+  type Control,
+  framingOf,
+  joinedPosition,
+  joinSinceFrame,
+  payloadOf,
+  readSeq,
+  readStamp,
+  stamp,
+  TILDE,
+} from './framing.js';
 import { Histogram } from './histogram.js';
 import { signHs256 } from './jwt.js';
 import type {
@@ -15,12 +25,15 @@ import type {
   ConnSpec,
   HttpCommand,
   HttpReply,
+  PositionsReply,
   Protocol,
   PublishCommand,
   PublishReply,
+  RejoinReply,
   Reply,
   RoomCount,
 } from './messages.js';
+import { SeqFollower } from './positions.js';
 import { nowUs, RawWs } from './raw-ws.js';
 
 const HOST = '127.0.0.1';
@@ -35,6 +48,8 @@ interface Conn {
   closing: boolean;
   /** Deliveries of the current step. */
   received: number;
+  /** Only for connections asked to follow `seq`. */
+  follower: SeqFollower | undefined;
 }
 
 let protocol: Protocol = 'plain';
@@ -60,10 +75,12 @@ function onText(conn: Conn, data: Buffer, start: number, end: number, now: numbe
     } else {
       late++;
     }
+    conn.follower?.delivered(readSeq(data, at, end), now);
     return;
   }
   const framing = framingOf(protocol);
-  const control: Control | { kind: 'join' } = framing.control(data.toString('utf8', start, end));
+  const text = data.toString('utf8', start, end);
+  const control: Control | { kind: 'join' } = framing.control(text);
   switch (control.kind) {
     case 'join':
       conn.ws?.sendText(framing.join(conn.spec.room));
@@ -71,9 +88,16 @@ function onText(conn: Conn, data: Buffer, start: number, end: number, now: numbe
     case 'reply':
       conn.ws?.sendText(control.text);
       return;
-    case 'joined':
-      conn.ready = true;
+    case 'connected':
+      // A rejoining connection is ready once it is open: its join comes with the `rejoin` command.
+      if (conn.spec.rejoinSince !== undefined) conn.ready = true;
       return;
+    case 'joined': {
+      conn.ready = true;
+      const position = conn.follower === undefined ? undefined : joinedPosition(text);
+      if (position !== undefined) conn.follower?.joined(position.seq, position.recovered);
+      return;
+    }
     case 'error':
       bump(errors, control.message);
       return;
@@ -92,6 +116,10 @@ function open(spec: ConnSpec, timeoutMs: number): Promise<Conn> {
     closed: false,
     closing: false,
     received: 0,
+    follower:
+      spec.followSeq === true || spec.rejoinSince !== undefined
+        ? new SeqFollower(spec.rejoinSince)
+        : undefined,
   };
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -116,7 +144,9 @@ function open(spec: ConnSpec, timeoutMs: number): Promise<Conn> {
       },
       {
         onOpen: () => {
-          if (framing.joinOnOpen) conn.ws?.sendText(framing.join(spec.room));
+          if (framing.joinOnOpen && spec.rejoinSince === undefined) {
+            conn.ws?.sendText(framing.join(spec.room));
+          }
         },
         onText: (data, start, end, now) => {
           onText(conn, data, start, end, now);
@@ -160,6 +190,7 @@ async function connect(command: ConnectCommand): Promise<ConnectReply> {
           closed: true,
           closing: true,
           received: 0,
+          follower: undefined,
         };
       }
     }
@@ -309,6 +340,23 @@ function collect(): CollectReply {
   };
 }
 
+/** Every rejoining connection sends its join with `since` now, in one turn. */
+function rejoin(): RejoinReply {
+  const sentUs = nowUs();
+  let joins = 0;
+  for (const conn of conns) {
+    const since = conn.spec.rejoinSince;
+    if (since === undefined || conn.closed || conn.ws === undefined) continue;
+    conn.ws.sendText(joinSinceFrame(conn.spec.room, since));
+    joins++;
+  }
+  return { joins, sentUs };
+}
+
+function positions(): PositionsReply {
+  return { conns: conns.map((conn) => conn.follower?.position() ?? null) };
+}
+
 async function closeAll(): Promise<void> {
   const closing = conns.filter((conn) => !conn.closed && conn.ws !== undefined);
   for (const conn of closing) {
@@ -340,6 +388,10 @@ async function handle(command: Command): Promise<Reply> {
       return { id: command.id, ok: true, result: await http(command) };
     case 'collect':
       return { id: command.id, ok: true, result: collect() };
+    case 'rejoin':
+      return { id: command.id, ok: true, result: rejoin() };
+    case 'positions':
+      return { id: command.id, ok: true, result: positions() };
     case 'close':
       await closeAll();
       return { id: command.id, ok: true, result: null };

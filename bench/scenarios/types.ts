@@ -9,7 +9,8 @@ export type ScenarioName =
   | 'connect'
   | 'http'
   | 'multitenant'
-  | 'multiinstance';
+  | 'multiinstance'
+  | 'recovery';
 
 export const SCENARIO_NAMES: ScenarioName[] = [
   'fanout',
@@ -19,6 +20,7 @@ export const SCENARIO_NAMES: ScenarioName[] = [
   'http',
   'multitenant',
   'multiinstance',
+  'recovery',
 ];
 
 /** Every size the bench uses; each one can be overridden with --NAME=VALUE. */
@@ -54,6 +56,12 @@ export interface Sizes {
   clusterMembers: number;
   clusterRates: number[];
   clusterRefRate: number;
+  recoveryRooms: number;
+  recoveryMembers: number;
+  /** Messages per room the members see live before they go away. */
+  recoverySeen: number;
+  /** Messages per room published while they are away: what each one's rejoin replays. */
+  recoveryMissed: number;
 }
 
 export type Figures = Record<string, number | null>;
