@@ -21,10 +21,10 @@ import { BusDispatcher } from './realtime/bus-dispatcher.js';
 import { Delivery } from './realtime/delivery.js';
 import { Gateway } from './realtime/gateway.js';
 import { Hub, type HubOptions } from './realtime/hub.js';
+import { Messaging } from './realtime/messaging.js';
 import { REPLAY_DEFAULTS } from './realtime/replay.js';
 import { JOIN_TIMEOUT_MS } from './realtime/room.js';
 import { STREAM_DEFAULTS } from './realtime/room-stream.js';
-import { Messaging } from './realtime/messaging.js';
 import type { SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -52,10 +52,11 @@ export interface StartOptions {
 
 export async function openStore(config: Config, hooks: StoreStats): Promise<Store> {
   const url = config.databaseUrl;
+  const options = { ...hooks, idempotencyWindowMs: config.idempotencyWindowS * 1000 };
   if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), hooks);
+    return SqliteStore.open(url.slice('sqlite:'.length), options);
   }
-  return PostgresStore.open(url, hooks).catch(unusable('DATABASE_URL', url));
+  return PostgresStore.open(url, options).catch(unusable('DATABASE_URL', url));
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
