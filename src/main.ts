@@ -52,10 +52,11 @@ export interface StartOptions {
 
 export async function openStore(config: Config, hooks: StoreStats): Promise<Store> {
   const url = config.databaseUrl;
+  const options = { ...hooks, idempotencyWindowMs: config.idempotencyWindowS * 1000 };
   if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), hooks);
+    return SqliteStore.open(url.slice('sqlite:'.length), options);
   }
-  return PostgresStore.open(url, hooks).catch(unusable('DATABASE_URL', url));
+  return PostgresStore.open(url, options).catch(unusable('DATABASE_URL', url));
 }
 
 async function openBus(config: Config, logger: Logger): Promise<Bus> {
