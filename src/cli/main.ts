@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `socket-base` command: `serve` (the default), `projects create|list|show|set`, `token`. Every command
- * reads the same configuration, so the CLI works on the server's database.
+ * The `socket-base` command: `serve` (the default), `projects create|list|show|set`, `token`.
+ * Every command reads the same configuration, so the CLI works on the server's database.
  */
 import { parseArgs } from 'node:util';
 import { signProjectToken } from '../auth/project-jwt.js';
