@@ -29,7 +29,9 @@ import type { SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store, StoreStats } from './store/store.js';
+import { serverDefaults } from './tenancy/project-settings.js';
 import { Projects } from './tenancy/projects.js';
+import { Retention } from './tenancy/retention.js';
 import { prepareFrame, WsTransport } from './transport/ws-transport.js';
 
 export interface RunningServer {
@@ -187,7 +189,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
   const routes: Routes = {
     api,
-    admin: new AdminRoutes(projects, adminToken, config.maxBodyBytes),
+    admin: new AdminRoutes(projects, adminToken, {
+      maxBodyBytes: config.maxBodyBytes,
+      defaults: serverDefaults(config),
+    }),
     readiness: {
       store: () => store.ping(),
       bus: () => bus.healthy(),
@@ -224,6 +229,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
       ? undefined
       : await listen(adminListener.server, adminListener.port, config.adminHost);
   const adminUrl = admin?.url ?? url;
+  // Every instance purges; on PostgreSQL the store lets one run at a time and the others find
+  // nothing to do.
+  const retention = new Retention(store, {
+    intervalMs: config.retentionIntervalMs,
+    defaults: serverDefaults(config).retention,
+    idempotencyWindowMs: config.idempotencyWindowS * 1000,
+    onPurged: (removed) => logger.debug({ removed }, 'retention removed expired rows'),
+    onFailed: (error) =>
+      logger.warn({ err: error }, 'retention purge failed; trying again at the next interval'),
+  });
+  retention.start();
 
   if (config.adminToken === undefined) print(`Admin token (generated for this run): ${adminToken}`);
   if (config.databaseUrl.startsWith('sqlite:') && (await store.countProjects()) === 0) {
@@ -260,6 +276,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       transport.stopAccepting();
       messaging.stop();
       clearInterval(projectRefresh);
+      const retentionStopped = retention.close();
       httpServer.close();
       httpServer.closeIdleConnections();
       // Accepted sends are stored and published, and this instance's members receive every
@@ -278,6 +295,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
       adminListener?.server.close();
       adminListener?.server.closeAllConnections();
       api.close();
+      // A purge batch still running uses the store: it finishes before the store closes.
+      await retentionStopped;
       await store.close();
       await bus.close();
       logger.info('stopped');

@@ -1,21 +1,30 @@
 #!/usr/bin/env node
 /**
- * The `socket-base` command: `serve` (the default), `projects create|list`, `token`. Every command
- * reads the same configuration, so the CLI works on the server's database.
+ * The `socket-base` command: `serve` (the default), `projects create|list|show|set`, `token`.
+ * Every command reads the same configuration, so the CLI works on the server's database.
  */
 import { parseArgs } from 'node:util';
 import { signProjectToken } from '../auth/project-jwt.js';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { type Config, loadConfig, readDotEnv } from '../config.js';
+import { ERRORS } from '../errors.js';
 import { openStore, startServer } from '../main.js';
 import { createLogger } from '../observability/logger.js';
 import { checkProjectName } from '../tenancy/project-name.js';
+import { parseProjectPatch, projectView, serverDefaults } from '../tenancy/project-settings.js';
 import { Projects } from '../tenancy/projects.js';
+import { PROJECT_SET_OPTIONS, projectSetBody } from './project-flags.js';
 
 const USAGE = `Usage:
   socket-base [serve]                              start the server
   socket-base projects create --name NAME          create a project (prints JSON with its secret)
   socket-base projects list                        list projects (JSON, no secrets)
+  socket-base projects show HASH                   a project with its settings (JSON, no secret)
+  socket-base projects set HASH [--name NAME] [--retention-max-age 7d|12h|3600|off]
+      [--retention-max-messages N|off] [--max-connections N|off]
+      [--max-connections-per-user N|off] [--max-messages-per-second N|off]
+                                                   change a project (prints it as show does);
+                                                   off clears a value (the default applies)
   socket-base token --hash HASH --sub USER [--ttl 1h]   print a JWT for a project's user
 
 Configuration comes from the environment (and a .env file): see README.md.`;
@@ -81,14 +90,14 @@ async function run(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      name: { type: 'string' },
+      ...PROJECT_SET_OPTIONS,
       hash: { type: 'string' },
       sub: { type: 'string' },
       ttl: { type: 'string', default: '1h' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const [command = 'serve', sub] = positionals;
+  const [command = 'serve', sub, target] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return;
@@ -106,6 +115,19 @@ async function run(argv: string[]): Promise<void> {
   if (command === 'projects' && sub === 'list') {
     const list = await withProjects(config, (projects) => projects.list());
     process.stdout.write(`${JSON.stringify({ projects: list })}\n`);
+    return;
+  }
+  if (command === 'projects' && (sub === 'show' || sub === 'set')) {
+    if (target === undefined || positionals.length > 3) {
+      throw new UsageError(`projects ${sub} needs one HASH`);
+    }
+    const patch = sub === 'set' ? parseProjectPatch(projectSetBody(values)) : {};
+    if ('error' in patch) throw new UsageError(ERRORS[patch.error].message);
+    const project = await withProjects(config, (projects) =>
+      sub === 'set' ? projects.update(target, patch) : projects.get(target),
+    );
+    if (project === undefined) throw new UsageError(`Unknown project ${target}`);
+    process.stdout.write(`${JSON.stringify(projectView(project, serverDefaults(config)))}\n`);
     return;
   }
   if (command === 'token') {

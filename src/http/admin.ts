@@ -1,22 +1,32 @@
-/** `/admin/*`: manage projects with the admin token. */
+/** `/admin/*`: manage projects and their settings with the admin token. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAdmin } from '../auth/admin-token.js';
+import type { ProjectSettings } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
+import { parseProjectPatch, projectView } from '../tenancy/project-settings.js';
 import type { Projects } from '../tenancy/projects.js';
 import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
 const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;
 
+export interface AdminOptions {
+  maxBodyBytes: number;
+  /** The server-wide settings, for `effective`. */
+  defaults: ProjectSettings;
+}
+
 export class AdminRoutes {
   readonly #projects: Projects;
   readonly #adminToken: string;
   readonly #maxBodyBytes: number;
+  readonly #defaults: ProjectSettings;
 
-  constructor(projects: Projects, adminToken: string, maxBodyBytes: number) {
+  constructor(projects: Projects, adminToken: string, options: AdminOptions) {
     this.#projects = projects;
     this.#adminToken = adminToken;
-    this.#maxBodyBytes = maxBodyBytes;
+    this.#maxBodyBytes = options.maxBodyBytes;
+    this.#defaults = options.defaults;
   }
 
   async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
@@ -47,9 +57,9 @@ export class AdminRoutes {
     if (method === 'GET') {
       const project = await this.#projects.get(hash);
       if (project === undefined) return sendError(response, 'unknownProject');
-      const { name, createdAt } = project;
-      return sendJson(response, 200, { hash, name, createdAt });
+      return sendJson(response, 200, projectView(project, this.#defaults));
     }
+    if (method === 'PATCH') return this.#update(request, response, hash);
     if (method === 'DELETE') {
       if (!(await this.#projects.delete(hash))) return sendError(response, 'unknownProject');
       response.writeHead(204);
@@ -60,13 +70,9 @@ export class AdminRoutes {
   }
 
   async #create(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    let text: string;
-    try {
-      text = await readBody(request, this.#maxBodyBytes);
-    } catch (error) {
-      return sendError(response, error instanceof BodyTooLarge ? 'payloadTooLarge' : 'invalidJson');
-    }
-    const name = parseProjectName(text);
+    const body = await this.#readObject(request);
+    if ('error' in body) return sendError(response, body.error);
+    const name = checkProjectName(body.value.name);
     if (typeof name !== 'string') return sendError(response, name.error);
     const project = await this.#projects.create(name);
     sendJson(response, 201, {
@@ -76,18 +82,36 @@ export class AdminRoutes {
       createdAt: project.createdAt,
     });
   }
-}
 
-/** The `name` of a create-project body, or the error that refuses it. */
-function parseProjectName(text: string): string | { error: ErrorCode } {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return { error: 'invalidJson' };
+  async #update(request: IncomingMessage, response: ServerResponse, hash: string): Promise<void> {
+    const body = await this.#readObject(request);
+    if ('error' in body) return sendError(response, body.error);
+    const patch = parseProjectPatch(body.value);
+    if ('error' in patch) return sendError(response, patch.error);
+    const project = await this.#projects.update(hash, patch);
+    if (project === undefined) return sendError(response, 'unknownProject');
+    sendJson(response, 200, projectView(project, this.#defaults));
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { error: 'invalidJson' };
+
+  /** The body as a JSON object, or the error that refuses it (413, or `Invalid JSON`). */
+  async #readObject(
+    request: IncomingMessage,
+  ): Promise<{ value: Record<string, unknown> } | { error: ErrorCode }> {
+    let text: string;
+    try {
+      text = await readBody(request, this.#maxBodyBytes);
+    } catch (error) {
+      return { error: error instanceof BodyTooLarge ? 'payloadTooLarge' : 'invalidJson' };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return { error: 'invalidJson' };
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return { error: 'invalidJson' };
+    }
+    return { value: value as Record<string, unknown> };
   }
-  return checkProjectName((body as { name?: unknown }).name);
 }

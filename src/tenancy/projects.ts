@@ -1,7 +1,7 @@
 /**
- * Projects (tenants): create, list, delete, rotate the secret, and a cached lookup by hash with the
- * tokens already verified for each project. A creation, rotation or deletion travels on the bus's
- * control topic, and every instance (this one included) updates its cache when it arrives. The
+ * Projects (tenants): create, list, update, delete, rotate the secret, and a cached lookup by hash
+ * with the tokens already verified for each project. A creation, change, rotation or deletion
+ * travels on the bus's control topic, and every instance (this one included) updates its cache when it arrives. The
  * control topic is at most once, so `refresh` reads the cached projects again (every
  * PROJECT_REFRESH_MS, and when the bus comes back): a change whose event was lost still applies.
  */
@@ -10,7 +10,8 @@ import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../au
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import { noSettings, type Project, type ProjectSummary } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { Store, ProjectChange as StoredChange } from '../store/store.js';
+import { changedSettings, type ProjectPatch, sameSettings } from './project-settings.js';
 
 /**
  * Verified tokens kept per project, for HTTP callers that send the same token on every request
@@ -91,6 +92,26 @@ export class Projects {
     return (await this.#lookup(hash))?.project;
   }
 
+  /**
+   * Changes the name and/or settings (only the values the patch names), and resolves the project
+   * as it is now, or undefined for an unknown project. Every instance drops its cached copy.
+   */
+  async update(hash: string, patch: ProjectPatch): Promise<Project | undefined> {
+    // Read from the store, not the cache: another instance may have changed the settings since,
+    // and the values this patch does not name must stay as they are there.
+    const current = await this.#store.getProject(hash);
+    if (current === undefined) return undefined;
+    const change: StoredChange = {};
+    if (patch.name !== undefined) change.name = patch.name;
+    if (patch.settings !== undefined) {
+      change.settings = changedSettings(current.settings, patch.settings);
+    }
+    if (change.name === undefined && change.settings === undefined) return current;
+    const updated = await this.#store.updateProject(hash, change);
+    if (updated !== undefined) await this.#announce({ kind: 'project-updated', project: hash });
+    return updated;
+  }
+
   /** Resolves false for an unknown project. Every instance closes the project's sockets. */
   async delete(hash: string): Promise<boolean> {
     const deleted = await this.#store.deleteProject(hash);
@@ -138,9 +159,12 @@ export class Projects {
         this.apply({ kind: 'project-deleted', project: hash });
         continue;
       }
-      const cached = this.#cache.get(hash);
-      if (cached !== undefined && cached.project.jwtSecret !== project.jwtSecret) {
+      const cached = this.#cache.get(hash)?.project;
+      if (cached === undefined) continue;
+      if (cached.jwtSecret !== project.jwtSecret) {
         this.apply({ kind: 'project-rotated', project: hash });
+      } else if (cached.name !== project.name || !sameSettings(cached.settings, project.settings)) {
+        this.apply({ kind: 'project-updated', project: hash });
       }
     }
   }
