@@ -61,6 +61,8 @@ export interface DuplicateMessage {
 }
 
 /** Whether an append's answer is the first message's place rather than a new message. */
-export function isDuplicate(appended: RoomMessage | DuplicateMessage): appended is DuplicateMessage {
+export function isDuplicate(
+  appended: RoomMessage | DuplicateMessage,
+): appended is DuplicateMessage {
   return 'duplicate' in appended;
 }
