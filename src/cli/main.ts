@@ -85,18 +85,34 @@ async function serve(config: Config): Promise<void> {
   await started;
 }
 
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...PROJECT_SET_OPTIONS,
+        hash: { type: 'string' },
+        sub: { type: 'string' },
+        ttl: { type: 'string', default: '1h' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    // Node explains some refusals (`--max-connections -1`) over several lines: keep them one.
+    if (
+      error instanceof TypeError &&
+      'code' in error &&
+      String(error.code).startsWith('ERR_PARSE_ARGS')
+    ) {
+      throw new UsageError(error.message.replace(/\s*\n\s*/g, ' '));
+    }
+    throw error;
+  }
+}
+
 async function run(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...PROJECT_SET_OPTIONS,
-      hash: { type: 'string' },
-      sub: { type: 'string' },
-      ttl: { type: 'string', default: '1h' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseOptions(argv);
   const [command = 'serve', sub, target] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`);

@@ -34,3 +34,28 @@ export const BAD_SETTINGS: readonly (readonly [string, string])[] = [
     '{"name":"renamed","settings":{"retention":{"maxAgeSeconds":60,"maxMessagesPerRoom":0},"limits":{"maxConnections":3}}}',
   ],
 ];
+
+/** A project's settings as the admin API and `projects show` print them. */
+export interface SettingsView {
+  retention: { maxAgeSeconds: number | null; maxMessagesPerRoom: number | null };
+  limits: {
+    maxConnections: number | null;
+    maxConnectionsPerUser: number | null;
+    maxMessagesPerSecond: number | null;
+  };
+}
+
+/** A project as `GET /admin/projects/:hash` and `projects show` print it. */
+export interface ProjectView {
+  hash: string;
+  name: string;
+  createdAt: string;
+  settings: SettingsView;
+  effective: SettingsView;
+}
+
+/** The settings of a project with no values of its own, on a server without defaults. */
+export const NO_SETTINGS: SettingsView = {
+  retention: { maxAgeSeconds: null, maxMessagesPerRoom: null },
+  limits: { maxConnections: null, maxConnectionsPerUser: null, maxMessagesPerSecond: null },
+};

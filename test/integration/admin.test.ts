@@ -92,11 +92,16 @@ describe('admin API: /admin/projects', () => {
     assert.equal(response.status, 200);
     const text = await response.text();
     assert.ok(!text.includes(project.jwtSecret), 'the secret leaked');
-    assert.deepEqual(JSON.parse(text), {
+    assert.ok(!text.includes('jwtSecret'), text);
+    const { settings, effective, ...rest } = JSON.parse(text) as Record<string, unknown>;
+    assert.deepEqual(rest, {
       hash: project.hash,
       name: 'one',
       createdAt: project.createdAt,
     });
+    // Their values: integration/project-settings.
+    assert.equal(typeof settings, 'object');
+    assert.equal(typeof effective, 'object');
   });
 
   /** Each route answers exactly `{"success":false,"error":ERROR}` with that status. */
@@ -204,6 +209,7 @@ describe('admin API: /admin/projects', () => {
       ['GET', '/admin/projects'],
       ['POST', '/admin/projects', '{"name":"intruder"}'],
       ['GET', `/admin/projects/${project.hash}`],
+      ['PATCH', `/admin/projects/${project.hash}`, '{"name":"intruder"}'],
       ['DELETE', `/admin/projects/${project.hash}`],
       ['POST', `/admin/projects/${project.hash}/rotate-secret`],
       ['GET', '/admin/projects/no-such-hash'],

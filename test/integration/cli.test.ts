@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { jwtVerify } from 'jose';
 import { TestClient } from '../helpers/client.js';
+import { eventually } from '../helpers/eventually.js';
 import { signToken } from '../helpers/server.js';
+import { NO_SETTINGS, type ProjectView, type SettingsView } from '../helpers/settings.js';
 
 /** The compiled CLI next to this compiled test, whatever the output directory. */
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -272,6 +274,200 @@ describe('CLI: projects and tokens on the server database', () => {
       projects.map((p) => p.name),
       ['x'.repeat(200)],
     );
+  });
+});
+
+describe('CLI: projects show and set', () => {
+  let database: string;
+  let project: Created;
+
+  /** Runs the CLI, expects exit 0 and one JSON line, and parses it. */
+  const shown = async (args: string[], env: Record<string, string> = {}): Promise<ProjectView> => {
+    const result = await runCli(args, { DATABASE_URL: database, ...env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, '');
+    assert.equal(lines(result.stdout).length, 1, result.stdout);
+    return JSON.parse(result.stdout) as ProjectView;
+  };
+
+  before(async () => {
+    database = freshDatabase();
+    const created = await runCli(['projects', 'create', '--name', 'configured'], {
+      DATABASE_URL: database,
+    });
+    project = JSON.parse(created.stdout) as Created;
+  });
+
+  it('`projects show HASH` prints the project as GET /admin/projects/:hash does, without its secret; effective takes the server-wide defaults', async () => {
+    const result = await runCli(['projects', 'show', project.hash], { DATABASE_URL: database });
+    assert.ok(!result.stdout.includes(project.jwtSecret), 'the secret leaked');
+    const plain = await shown(['projects', 'show', project.hash]);
+    assert.deepEqual(Object.keys(plain), ['hash', 'name', 'createdAt', 'settings', 'effective']);
+    assert.deepEqual(plain, {
+      hash: project.hash,
+      name: 'configured',
+      createdAt: project.createdAt,
+      settings: NO_SETTINGS,
+      effective: NO_SETTINGS,
+    });
+    const defaulted = await shown(['projects', 'show', project.hash], {
+      RETENTION_MAX_AGE_S: '3600',
+      PROJECT_MAX_MESSAGES_PER_SECOND: '40',
+    });
+    assert.deepEqual(defaulted.settings, NO_SETTINGS);
+    assert.deepEqual(defaulted.effective, {
+      retention: { maxAgeSeconds: 3600, maxMessagesPerRoom: null },
+      limits: { maxConnections: null, maxConnectionsPerUser: null, maxMessagesPerSecond: 40 },
+    });
+  });
+
+  it('`projects set HASH` with every option prints the project after the change, which `show` then prints too', async () => {
+    const after = await shown([
+      'projects',
+      'set',
+      project.hash,
+      '--name',
+      'reconfigured',
+      '--retention-max-age',
+      '7d',
+      '--retention-max-messages',
+      '500',
+      '--max-connections',
+      '100',
+      '--max-connections-per-user',
+      '3',
+      '--max-messages-per-second',
+      '20',
+    ]);
+    const expected: SettingsView = {
+      retention: { maxAgeSeconds: 7 * 86400, maxMessagesPerRoom: 500 },
+      limits: { maxConnections: 100, maxConnectionsPerUser: 3, maxMessagesPerSecond: 20 },
+    };
+    assert.equal(after.name, 'reconfigured');
+    assert.deepEqual(after.settings, expected);
+    assert.deepEqual(after.effective, expected);
+    assert.deepEqual(await shown(['projects', 'show', project.hash]), after);
+  });
+
+  it('`--retention-max-age` takes seconds, or a number with s, m, h or d; `off` clears a value and keeps the others', async () => {
+    const ages: [string, number][] = [
+      ['3600', 3600],
+      ['90s', 90],
+      ['30m', 1800],
+      ['12h', 43200],
+      ['7d', 604800],
+    ];
+    for (const [text, seconds] of ages) {
+      const after = await shown(['projects', 'set', project.hash, '--retention-max-age', text]);
+      assert.equal(after.settings.retention.maxAgeSeconds, seconds, text);
+    }
+    const before = await shown(['projects', 'show', project.hash]);
+    const cleared = await shown([
+      'projects',
+      'set',
+      project.hash,
+      '--retention-max-age',
+      'off',
+      '--max-connections',
+      'off',
+    ]);
+    assert.deepEqual(cleared.settings, {
+      retention: {
+        maxAgeSeconds: null,
+        maxMessagesPerRoom: before.settings.retention.maxMessagesPerRoom,
+      },
+      limits: { ...before.settings.limits, maxConnections: null },
+    });
+    const defaulted = await shown(['projects', 'show', project.hash], {
+      RETENTION_MAX_AGE_S: '60',
+    });
+    assert.equal(
+      defaulted.effective.retention.maxAgeSeconds,
+      60,
+      'a cleared value takes the default',
+    );
+  });
+
+  it('a bad value, an unknown hash or no option exits 1 with one stderr line and nothing on stdout, and changes nothing', async () => {
+    const before = await shown(['projects', 'show', project.hash]);
+    const refused: string[][] = [
+      ['--retention-max-age', 'soon'],
+      ['--retention-max-age', '7w'],
+      ['--retention-max-age', '0'],
+      ['--retention-max-age', '0d'],
+      ['--retention-max-age', '1.5h'],
+      ['--retention-max-age='],
+      ['--retention-max-messages', '0'],
+      ['--retention-max-messages', '7d'],
+      ['--max-connections', '1.5'],
+      ['--max-connections=-1'],
+      ['--max-connections', '-1'],
+      ['--max-connections-per-user', 'ten'],
+      ['--max-messages-per-second', '9007199254740992'],
+      ['--max-messages-per-second', 'OFF'],
+      ['--name', ''],
+      ['--name', 'x'.repeat(201)],
+      ['--name', 'fine', '--max-connections', '0'],
+      ['--colour', 'red'],
+      [],
+    ];
+    for (const options of refused) {
+      const args = ['projects', 'set', project.hash, ...options];
+      const result = await runCli(args, { DATABASE_URL: database });
+      const what = args.join(' ');
+      assert.equal(result.code, 1, what);
+      assert.equal(result.stdout, '', what);
+      assert.equal(lines(result.stderr).length, 1, `${what}: ${result.stderr}`);
+      assert.match(result.stderr, /^socket-base: /, what);
+      assert.doesNotMatch(result.stderr, STACK_LINE, what);
+    }
+    const named = await runCli(['projects', 'set', project.hash, '--max-connections', '0'], {
+      DATABASE_URL: database,
+    });
+    assert.equal(
+      named.stderr,
+      'socket-base: --max-connections must be a positive whole number, or off, got "0"\n',
+    );
+    for (const args of [
+      ['projects', 'show', 'no-such-hash'],
+      ['projects', 'set', 'no-such-hash', '--max-connections', '5'],
+      ['projects', 'show'],
+    ]) {
+      const result = await runCli(args, { DATABASE_URL: database });
+      assert.equal(result.code, 1, args.join(' '));
+      assert.equal(result.stdout, '', args.join(' '));
+      assert.equal(lines(result.stderr).length, 1, result.stderr);
+    }
+    assert.deepEqual(await shown(['projects', 'show', project.hash]), before);
+  });
+
+  it('a change made with `projects set` is in force within 2 s on a server running on the same database', async () => {
+    const served = serve({ DATABASE_URL: database, LOG_LEVEL: 'silent' });
+    const url = await served.listening();
+    const get = async (): Promise<ProjectView> => {
+      const response = await fetch(`${url}/admin/projects/${project.hash}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(response.status, 200);
+      return (await response.json()) as ProjectView;
+    };
+    // The server caches the project first; the CLI's change reaches it only by its refresh.
+    const before = await get();
+    const after = await shown([
+      'projects',
+      'set',
+      project.hash,
+      '--retention-max-messages',
+      String((before.settings.retention.maxMessagesPerRoom ?? 0) + 1),
+    ]);
+    const changedAt = Date.now();
+    await eventually(
+      'the server shows the change',
+      async () => JSON.stringify(await get()) === JSON.stringify(after),
+      2000,
+    );
+    assert.ok(Date.now() - changedAt < 2000);
+    assert.equal((await served.stop()).code, 0);
   });
 });
 

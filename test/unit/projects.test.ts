@@ -103,4 +103,61 @@ describe('Projects: the cached lookup by hash', () => {
       error: 'invalidToken',
     });
   });
+
+  it('update keeps the values a patch does not name, applies the change here and publishes project-updated', async () => {
+    const seen: unknown[] = [];
+    bus.onEvent((_topic, event) => seen.push(event));
+    await bus.subscribe('control');
+    const project = await projects.create('patched');
+    await projects.update(project.hash, {
+      settings: { retention: { maxAgeSeconds: 60, maxMessagesPerRoom: 10 }, limits: {} },
+    });
+    assert.equal((await projects.get(project.hash))?.settings.retention.maxAgeSeconds, 60);
+    seen.length = 0;
+    const updated = await projects.update(project.hash, {
+      name: 'renamed',
+      settings: { retention: { maxAgeSeconds: null }, limits: { maxConnections: 3 } },
+    });
+    const expected = {
+      retention: { maxAgeSeconds: null, maxMessagesPerRoom: 10 },
+      limits: { maxConnections: 3, maxConnectionsPerUser: null, maxMessagesPerSecond: null },
+    };
+    assert.equal(updated?.name, 'renamed');
+    assert.deepEqual(updated?.settings, expected);
+    const cached = await projects.get(project.hash);
+    assert.equal(cached?.name, 'renamed', 'the cached copy was dropped here');
+    assert.deepEqual(cached?.settings, expected);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, [{ kind: 'project-updated', project: project.hash }]);
+    assert.deepEqual(parseBusEvent(seen[0]), seen[0]);
+    assert.equal(await projects.update('no-such-hash', { name: 'x' }), undefined);
+  });
+
+  it('refresh applies a name or settings change that no event announced, and nothing for an unchanged project', async () => {
+    const renamed = await projects.create('renamed');
+    const reconfigured = await projects.create('reconfigured');
+    const unchanged = await projects.create('unchanged');
+    for (const project of [renamed, reconfigured, unchanged]) await projects.get(project.hash);
+    const changes: unknown[] = [];
+    projects.onChange((event) => changes.push(event));
+    await counted.store.updateProject(renamed.hash, { name: 'renamed elsewhere' });
+    const settings = noSettings();
+    settings.limits.maxMessagesPerSecond = 5;
+    await counted.store.updateProject(reconfigured.hash, { settings });
+    await projects.refresh();
+    assert.deepEqual(
+      changes.map((event) => JSON.stringify(event)).sort(),
+      [
+        { kind: 'project-updated', project: renamed.hash },
+        { kind: 'project-updated', project: reconfigured.hash },
+      ]
+        .map((event) => JSON.stringify(event))
+        .sort(),
+    );
+    assert.equal((await projects.get(renamed.hash))?.name, 'renamed elsewhere');
+    assert.equal((await projects.get(reconfigured.hash))?.settings.limits.maxMessagesPerSecond, 5);
+    changes.length = 0;
+    await projects.refresh();
+    assert.deepEqual(changes, []);
+  });
 });

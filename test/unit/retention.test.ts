@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PurgeOptions } from '../../src/store/store.js';
-import { PURGE_BATCH_SIZE, Retention } from '../../src/tenancy/retention.js';
+import { PURGE_BATCH_SIZE, Retention, type RetentionOptions } from '../../src/tenancy/retention.js';
 
 const defaults = { maxAgeSeconds: 60, maxMessagesPerRoom: null };
 
@@ -53,17 +53,28 @@ function pile(rows: number) {
   };
 }
 
+/** A Retention over the pile, with these tests' settings unless told otherwise. */
+function retentionOver(
+  rows: ReturnType<typeof pile>,
+  options: Partial<RetentionOptions> = {},
+): Retention {
+  return new Retention(rows.store, {
+    intervalMs: 60_000,
+    defaults,
+    idempotencyWindowMs: 1000,
+    batchSize: 100,
+    onFailed: (error) => assert.fail(String(error)),
+    ...options,
+  });
+}
+
 describe('Retention: the background purge', () => {
   it('calls the store again and again, one batch each, until a call removes fewer than the batch', async () => {
     const rows = pile(1234);
     const purged: number[] = [];
-    const retention = new Retention(rows.store, {
-      intervalMs: 60_000,
-      defaults,
+    const retention = retentionOver(rows, {
       idempotencyWindowMs: 86_400_000,
-      batchSize: 100,
       onPurged: (removed) => purged.push(removed),
-      onFailed: (error) => assert.fail(String(error)),
     });
     await retention.run();
     assert.equal(rows.left(), 0);
@@ -80,12 +91,7 @@ describe('Retention: the background purge', () => {
 
   it('batches of PURGE_BATCH_SIZE (500) by default, with a turn of the event loop between two', async () => {
     const rows = pile(PURGE_BATCH_SIZE * 3);
-    const retention = new Retention(rows.store, {
-      intervalMs: 60_000,
-      defaults,
-      idempotencyWindowMs: 1000,
-      onFailed: (error) => assert.fail(String(error)),
-    });
+    const retention = retentionOver(rows, { batchSize: undefined });
     assert.equal(PURGE_BATCH_SIZE, 500);
     // An immediate queued now runs before the second batch only if the run yields between them.
     const order: string[] = [];
@@ -100,13 +106,7 @@ describe('Retention: the background purge', () => {
 
   it('never runs twice at once: a run asked for during one joins it', async () => {
     const rows = pile(250);
-    const retention = new Retention(rows.store, {
-      intervalMs: 60_000,
-      defaults,
-      idempotencyWindowMs: 1000,
-      batchSize: 100,
-      onFailed: (error) => assert.fail(String(error)),
-    });
+    const retention = retentionOver(rows);
     const release = rows.hold();
     const first = retention.run();
     const second = retention.run();
@@ -120,12 +120,8 @@ describe('Retention: the background purge', () => {
 
   it('the interval never starts a run while one is going', async () => {
     const rows = pile(1000);
-    const retention = new Retention(rows.store, {
+    const retention = retentionOver(rows, {
       intervalMs: 10,
-      defaults,
-      idempotencyWindowMs: 1000,
-      batchSize: 100,
-      onFailed: (error) => assert.fail(String(error)),
     });
     const release = rows.hold();
     retention.start();
@@ -140,11 +136,7 @@ describe('Retention: the background purge', () => {
   it('a failing call is reported once per run and the next run tries again', async () => {
     const rows = pile(300);
     const failures: unknown[] = [];
-    const retention = new Retention(rows.store, {
-      intervalMs: 60_000,
-      defaults,
-      idempotencyWindowMs: 1000,
-      batchSize: 100,
+    const retention = retentionOver(rows, {
       onFailed: (error) => failures.push(error),
     });
     const fault = new Error('database is away');
@@ -161,12 +153,8 @@ describe('Retention: the background purge', () => {
 
   it('close stops the timer and waits for the batch in progress; nothing runs after it, and closing twice is safe', async () => {
     const rows = pile(10_000);
-    const retention = new Retention(rows.store, {
+    const retention = retentionOver(rows, {
       intervalMs: 10,
-      defaults,
-      idempotencyWindowMs: 1000,
-      batchSize: 100,
-      onFailed: (error) => assert.fail(String(error)),
     });
     const release = rows.hold();
     retention.start();
