@@ -47,6 +47,14 @@ export type Authentication =
   | { ok: true; project: Project; sub: string }
   | { ok: false; error: AuthFailure };
 
+/** What creating a project answers (the admin API and the CLI alike): its secret, shown once. */
+export function createdView(
+  project: Project,
+): Pick<Project, 'hash' | 'jwtSecret' | 'name' | 'createdAt'> {
+  const { hash, jwtSecret, name, createdAt } = project;
+  return { hash, jwtSecret, name, createdAt };
+}
+
 export function newProjectHash(): string {
   return randomBytes(12).toString('base64url');
 }
