@@ -55,8 +55,15 @@ export function createdView(
   return { hash, jwtSecret, name, createdAt };
 }
 
+/**
+ * 12 random bytes in base64url; never starting with `-`, so that `--hash HASH` on a command line
+ * is not read as another option.
+ */
 export function newProjectHash(): string {
-  return randomBytes(12).toString('base64url');
+  for (;;) {
+    const hash = randomBytes(12).toString('base64url');
+    if (!hash.startsWith('-')) return hash;
+  }
 }
 
 export function newJwtSecret(): string {

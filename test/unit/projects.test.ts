@@ -5,7 +5,7 @@ import { MemoryBus } from '../../src/bus/memory-bus.js';
 import { parseBusEvent } from '../../src/bus/redis-bus.js';
 import { noSettings, type Project } from '../../src/domain.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { MISS_TTL_MS, Projects } from '../../src/tenancy/projects.js';
+import { MISS_TTL_MS, newProjectHash, Projects } from '../../src/tenancy/projects.js';
 
 /** A real in-memory store that counts project lookups. */
 function countingStore() {
@@ -159,5 +159,14 @@ describe('Projects: the cached lookup by hash', () => {
     changes.length = 0;
     await projects.refresh();
     assert.deepEqual(changes, []);
+  });
+});
+
+describe('newProjectHash', () => {
+  it('is 16 base64url characters and never starts with "-" (a command line would take it for an option)', () => {
+    for (let i = 0; i < 2000; i++) {
+      const hash = newProjectHash();
+      assert.match(hash, /^[A-Za-z0-9_][A-Za-z0-9_-]{15}$/);
+    }
   });
 });
