@@ -1,5 +1,4 @@
 /** What the SQLite and PostgreSQL stores share in committing appends by batches. */
-import type { DuplicateMessage } from '../domain.js';
 import type { Appended, NewMessage } from './store.js';
 
 export interface PendingAppend {
@@ -78,7 +77,19 @@ export function earlierCopies(messages: readonly NewMessage[]): number[] {
   });
 }
 
-/** The duplicate's answer: the place of the message that first used the key. */
-export function duplicateOf(first: Appended): DuplicateMessage {
-  return { duplicate: true, room: first.room, id: first.id, seq: first.seq };
+/**
+ * The answers of a batch: `answers` holds those of the messages that were stored or found used,
+ * `copies` (from earlierCopies) says which others are copies; each copy answers its first
+ * message's place.
+ */
+export function withCopies(
+  answers: readonly (Appended | undefined)[],
+  copies: readonly number[],
+): Appended[] {
+  return answers.map((answer, i): Appended => {
+    const first = answers[copies[i] ?? -1];
+    if (first) return { duplicate: true, room: first.room, id: first.id, seq: first.seq };
+    if (!answer) throw new Error('An idempotency key was neither stored nor found');
+    return answer;
+  });
 }

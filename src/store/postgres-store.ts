@@ -3,13 +3,13 @@ import pg from 'pg';
 import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
 import {
   anyKeyed,
-  duplicateOf,
   earlierCopies,
   IDEMPOTENCY_WINDOW_MS,
   type IdempotencyOptions,
   type PendingAppend,
   settleBatch,
   storablePayload,
+  withCopies,
 } from './group-commit.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
@@ -711,12 +711,7 @@ export class PostgresStore implements Store {
       const slot = fresh[j];
       if (slot) answers[slot.i] = message;
     });
-    return answers.map((answer, i) => {
-      const earlier = answers[copies[i] ?? -1];
-      const settled = earlier ? duplicateOf(earlier) : answer;
-      if (!settled) throw new Error('An idempotency key was neither stored nor found');
-      return settled;
-    });
+    return withCopies(answers, copies);
   }
 
   /**

@@ -6,13 +6,13 @@ import Database from 'better-sqlite3';
 import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
 import {
   anyKeyed,
-  duplicateOf,
   earlierCopies,
   IDEMPOTENCY_WINDOW_MS,
   type IdempotencyOptions,
   type PendingAppend,
   settleBatch,
   storablePayload,
+  withCopies,
 } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
@@ -523,12 +523,7 @@ export class SqliteStore implements Store {
         ts,
       );
     });
-    return answers.map((answer, i) => {
-      const earlier = answers[copies[i] ?? -1];
-      const settled = earlier ? duplicateOf(earlier) : answer;
-      if (!settled) throw new Error('An idempotency key was neither stored nor found');
-      return settled;
-    });
+    return withCopies(answers, copies);
   }
 
   /** Inserts the batch with multi-row statements; ids are consecutive within one statement. */

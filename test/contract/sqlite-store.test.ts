@@ -165,30 +165,17 @@ describe('SqliteStore', () => {
   it('applies each migration once, however often the file is opened', async () => {
     const path = newFile();
     for (let i = 0; i < 3; i++) await SqliteStore.open(path).close();
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 
   it('continues the seqs of a file written before the counter rows were dropped', async () => {
-    const path = newFile();
-    mkdirSync(dirname(path), { recursive: true });
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    const first = sqliteMigrations.find((m) => m.version === 1);
-    assert.ok(first);
-    old.exec(first.sql);
-    old.exec(
-      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-        applied_at TEXT NOT NULL) STRICT;
-       INSERT INTO schema_migrations VALUES (1, 'v1', '1970-01-01T00:00:00.000Z');
-       INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+    const path = oldFile(
+      1,
+      `INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
        INSERT INTO room_seq VALUES ('p1', 'kept', 2);
        INSERT INTO messages (project, room, seq, payload, sender, ts)
          VALUES ('p1', 'kept', 1, 'a', 'bob', 1), ('p1', 'kept', 2, 'b', 'bob', 2);`,
     );
-    old.close();
     const store = SqliteStore.open(path);
     try {
       assert.equal(await store.lastSeq(project.hash, 'kept'), 2);
@@ -205,29 +192,16 @@ describe('SqliteStore', () => {
     } finally {
       await store.close();
     }
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 
   it('migrates a file with rows written before settings and keys: no settings, keys and the purge work', async () => {
-    const path = newFile();
-    mkdirSync(dirname(path), { recursive: true });
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    const before = sqliteMigrations.filter((m) => m.version <= 2);
-    for (const migration of before) old.exec(migration.sql);
-    old.exec(
-      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-        applied_at TEXT NOT NULL) STRICT;
-       INSERT INTO schema_migrations VALUES (1, 'v1', '1970-01-01T00:00:00.000Z'),
-         (2, 'v2', '1970-01-01T00:00:00.000Z');
-       INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+    const path = oldFile(
+      2,
+      `INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
        INSERT INTO messages (project, room, seq, payload, sender, ts)
          VALUES ('p1', 'old', 1, 'a', 'bob', 1), ('p1', 'old', 2, 'b', 'bob', 2);`,
     );
-    old.close();
     const store = SqliteStore.open(path);
     try {
       assert.deepEqual(await store.getProject(project.hash), project);
@@ -245,10 +219,7 @@ describe('SqliteStore', () => {
     } finally {
       await store.close();
     }
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 
   it('a room emptied by the purge keeps its last seq in the file: opened again, the next message takes LAST+1', async () => {
@@ -364,10 +335,7 @@ describe('SqliteStore', () => {
       oneTo(total),
     );
     await store.close();
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 });
 
@@ -585,13 +553,45 @@ function errorCode(error: unknown): unknown {
   return (error as { code?: unknown } | null)?.code;
 }
 
-function migrationVersions(path: string): number[] {
+/**
+ * A new file as a version of the store that knew migrations 1 to `version` left it, with `rows`
+ * written into it.
+ */
+function oldFile(version: number, rows: string): string {
+  const path = newFile();
+  mkdirSync(dirname(path), { recursive: true });
+  const old = new Database(path);
+  try {
+    old.pragma('journal_mode = WAL');
+    old.exec(
+      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+        applied_at TEXT NOT NULL) STRICT`,
+    );
+    for (const migration of sqliteMigrations.filter((m) => m.version <= version)) {
+      old.exec(migration.sql);
+      old
+        .prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)')
+        .run(migration.version, migration.name, new Date(0).toISOString());
+    }
+    old.exec(rows);
+  } finally {
+    old.close();
+  }
+  return path;
+}
+
+/** Fails unless the file records every migration, each once. */
+function assertFullyMigrated(path: string): void {
   const db = new Database(path, { readonly: true });
   try {
-    return db
+    const versions = db
       .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
       .all()
       .map((row) => row.version);
+    assert.deepEqual(
+      versions,
+      sqliteMigrations.map((m) => m.version),
+    );
   } finally {
     db.close();
   }
