@@ -1,10 +1,9 @@
 /** What the SQLite and PostgreSQL stores share in committing appends by batches. */
-import type { RoomMessage } from '../domain.js';
-import type { NewMessage } from './store.js';
+import type { Appended, NewMessage } from './store.js';
 
 export interface PendingAppend {
   message: NewMessage;
-  resolve: (message: RoomMessage) => void;
+  resolve: (message: Appended) => void;
   reject: (error: unknown) => void;
 }
 
@@ -26,7 +25,7 @@ export function storablePayload(payload: string): string {
  */
 export function settleBatch<T extends PendingAppend>(
   batch: readonly T[],
-  stored: readonly RoomMessage[],
+  stored: readonly Appended[],
   seconds: number,
   onBatch: ((size: number, seconds: number) => void) | undefined,
 ): void {
@@ -40,4 +39,57 @@ export function settleBatch<T extends PendingAppend>(
   } catch {
     // Metrics must never fail messages that are already committed.
   }
+}
+
+/** How long a used idempotency key answers as a duplicate unless the store is told otherwise. */
+export const IDEMPOTENCY_WINDOW_MS = 86_400_000;
+
+export interface IdempotencyOptions {
+  /**
+   * How long after its first use an idempotency key makes a message a duplicate, in ms (default
+   * IDEMPOTENCY_WINDOW_MS); an older key counts as unused.
+   */
+  idempotencyWindowMs?: number;
+}
+
+/** Whether any message of the batch carries an idempotency key (a batch without pays nothing). */
+export function anyKeyed(messages: readonly NewMessage[]): boolean {
+  return messages.some((message) => message.idempotencyKey !== undefined);
+}
+
+/**
+ * For each message of a batch, the index of the first earlier message of the same project with the
+ * same idempotency key, or -1: the copy is that message's duplicate, whatever the database holds.
+ */
+export function earlierCopies(messages: readonly NewMessage[]): number[] {
+  const first = new Map<string, Map<string, number>>();
+  return messages.map(({ project, idempotencyKey }, i) => {
+    if (idempotencyKey === undefined) return -1;
+    let keys = first.get(project);
+    if (!keys) {
+      keys = new Map();
+      first.set(project, keys);
+    }
+    const earlier = keys.get(idempotencyKey);
+    if (earlier !== undefined) return earlier;
+    keys.set(idempotencyKey, i);
+    return -1;
+  });
+}
+
+/**
+ * The answers of a batch: `answers` holds those of the messages that were stored or found used,
+ * `copies` (from earlierCopies) says which others are copies; each copy answers its first
+ * message's place.
+ */
+export function withCopies(
+  answers: readonly (Appended | undefined)[],
+  copies: readonly number[],
+): Appended[] {
+  return answers.map((answer, i): Appended => {
+    const first = answers[copies[i] ?? -1];
+    if (first) return { duplicate: true, room: first.room, id: first.id, seq: first.seq };
+    if (!answer) throw new Error('An idempotency key was neither stored nor found');
+    return answer;
+  });
 }

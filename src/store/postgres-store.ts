@@ -1,10 +1,33 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
-import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
+import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
+import {
+  anyKeyed,
+  earlierCopies,
+  IDEMPOTENCY_WINDOW_MS,
+  type IdempotencyOptions,
+  type PendingAppend,
+  settleBatch,
+  storablePayload,
+  withCopies,
+} from './group-commit.js';
 import { postgresMigrations } from './migrations/postgres.js';
-import { type ProjectRow, projectFromRow } from './project-row.js';
-import type { HistoryQuery, NewMessage, Store, StoreStats } from './store.js';
+import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
+import {
+  type Collected,
+  type CountRule,
+  OverfullRoomWalk,
+  type WalkStep,
+} from './retention-walk.js';
+import type {
+  Appended,
+  HistoryQuery,
+  NewMessage,
+  ProjectChange,
+  PurgeOptions,
+  Store,
+  StoreStats,
+} from './store.js';
 
 /** Most messages committed in one statement; the rest wait for the next flush. */
 export const MAX_BATCH = 500;
@@ -25,6 +48,12 @@ const MIGRATION_TIMEOUT_MS = 5 * 60 * 1000;
 // First key of the advisory lock that serializes migrations; the second is the target schema,
 // so that instances migrating different schemas of one database do not wait for each other.
 const MIGRATION_LOCK = 0x736b62;
+// First key of the advisory lock that lets one purge run at a time; the second is the schema, as
+// for migrations.
+export const PURGE_LOCK = 0x736b70;
+// How many times a batch claims the keys it found neither free nor readable: a key purged between
+// the claim and the read is free on the next claim.
+const CLAIM_ROUNDS = 3;
 
 // SQLSTATE classes that blame the data of a batch or this one transaction, not the database: data
 // exception (22), integrity constraint (23: a deleted project), transaction rollback (40: a
@@ -33,7 +62,7 @@ const MESSAGE_FAULT = /^(22|23|40)/;
 const MESSAGE_ID = /^[1-9][0-9]{0,18}$/;
 const MAX_BIGINT = 9223372036854775807n;
 
-export interface PostgresStoreOptions extends StoreStats {
+export interface PostgresStoreOptions extends StoreStats, IdempotencyOptions {
   /** Most connections the store opens (default 10). */
   poolSize?: number;
   /** How long opening a connection, or waiting for a free one, may take (default 2000 ms). */
@@ -58,31 +87,160 @@ interface MessageRow {
 
 const MESSAGE_COLUMNS = 'id::text AS id, seq, room, payload, sender, ts';
 const MESSAGES = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = $1 AND room = $2`;
-const PROJECTS = 'SELECT hash, name, jwt_secret, created_at FROM projects';
+const PROJECTS = 'SELECT hash, name, jwt_secret, created_at, settings FROM projects';
 
 /**
- * One statement per batch, so one round trip and the shortest possible row locks. The upsert
- * takes each room's counter row, in sorted order so that concurrent batches (of this or another
+ * Takes each room's counter row, in sorted order so that concurrent batches (of this or another
  * process) touching the same rooms queue behind each other instead of deadlocking, and advances
- * it by the batch's count for that room; the insert then numbers the room's messages of the
- * batch last_seq - n + 1 … last_seq, in the order they were appended. Both commit or neither.
+ * it by the batch's count for that room.
  */
-const APPEND_BATCH = `
-  WITH counters AS (
+const TAKE_SEQS = `
     INSERT INTO room_seq AS r (project, room, last_seq)
     SELECT c.project, c.room, c.n
     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c (project, room, n)
     ORDER BY c.project, c.room
     ON CONFLICT (project, room) DO UPDATE SET last_seq = r.last_seq + EXCLUDED.last_seq
-    RETURNING r.project, r.room, r.last_seq
-  )
+    RETURNING r.project, r.room, r.last_seq`;
+
+/** Numbers the room's messages of the batch last_seq - n + 1 … last_seq, in append order. */
+const INSERT_MESSAGES = `
   INSERT INTO messages (project, room, seq, payload, sender, ts)
   SELECT m.project, m.room, c.last_seq - m.back, m.payload, m.sender, $9::bigint
   FROM unnest($4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[])
     WITH ORDINALITY AS m (project, room, back, payload, sender, ord)
   JOIN counters AS c ON c.project = m.project AND c.room = m.room
-  ORDER BY m.ord
+  ORDER BY m.ord`;
+
+/**
+ * One statement per batch, so one round trip and the shortest possible row locks: the counters
+ * and the messages commit together or not at all.
+ */
+const APPEND_BATCH = `
+  WITH counters AS (${TAKE_SEQS})
+  ${INSERT_MESSAGES}
   RETURNING id::text AS id, project, room, seq`;
+
+/**
+ * The same, inside the transaction that claimed the batch's keys, also writing into each claimed
+ * key's row the id and seq its message got (a key's message is the one numbered last_seq - back).
+ */
+const APPEND_BATCH_FILLING_KEYS = `
+  WITH counters AS (${TAKE_SEQS}),
+  inserted AS (${INSERT_MESSAGES} RETURNING id, project, room, seq),
+  filled AS (
+    UPDATE idempotency_keys AS k SET message_id = i.id, seq = i.seq
+    FROM unnest($10::text[], $11::text[], $12::text[], $13::bigint[]) AS u (project, key, room, back)
+    JOIN counters AS c ON c.project = u.project AND c.room = u.room
+    JOIN inserted AS i ON i.project = u.project AND i.room = u.room AND i.seq = c.last_seq - u.back
+    WHERE k.project = u.project AND k.key = u.key
+  )
+  SELECT id::text AS id, project, room, seq FROM inserted`;
+
+/**
+ * Claims keys for this transaction, in sorted order (two batches claiming the same keys queue
+ * instead of deadlocking). A key another transaction is inserting makes this wait for its outcome.
+ * Returns the keys claimed: new ones, and those first used before $5 (their row starts over).
+ * A key in use within the window is left as it is, and not returned.
+ */
+const CLAIM_KEYS = `
+  INSERT INTO idempotency_keys AS k (project, key, room, first_used)
+  SELECT c.project, c.key, c.room, $4::bigint
+  FROM unnest($1::text[], $2::text[], $3::text[]) AS c (project, key, room)
+  ORDER BY c.project, c.key
+  ON CONFLICT (project, key) DO UPDATE
+    SET room = EXCLUDED.room, message_id = NULL, seq = NULL, first_used = EXCLUDED.first_used
+    WHERE k.first_used < $5
+  RETURNING k.project, k.key`;
+
+/**
+ * Where the keys' first messages went. A statement of its own, after the claim: its snapshot sees
+ * the rows of the transactions the claim waited for.
+ */
+const KEY_USES = `
+  SELECT k.project, k.key, k.room, k.message_id::text AS id, k.seq
+  FROM idempotency_keys AS k
+  JOIN unnest($1::text[], $2::text[]) AS u (project, key) ON k.project = u.project AND k.key = u.key
+  WHERE k.message_id IS NOT NULL`;
+
+const TRY_PURGE_LOCK = `
+  SELECT pg_try_advisory_xact_lock($1, hashtext(coalesce(current_schema(), ''))) AS locked`;
+
+/** A scan of projects (a small table) for those with a rule; JSON null reads as SQL NULL. */
+const RETENTION_RULES = `
+  SELECT project, max_age_s, keep FROM (
+    SELECT hash AS project,
+      coalesce((settings #>> '{retention,maxAgeSeconds}')::bigint, $1::bigint) AS max_age_s,
+      coalesce((settings #>> '{retention,maxMessagesPerRoom}')::bigint, $2::bigint) AS keep
+    FROM projects
+  ) AS p
+  WHERE max_age_s IS NOT NULL OR keep IS NOT NULL`;
+
+/**
+ * Seeks each project's oldest messages in messages_by_age (project, ts): a project with nothing to
+ * purge costs one seek. SKIP LOCKED: the purge never waits for, nor deadlocks with, a writer.
+ */
+const PURGE_BY_AGE = `
+  DELETE FROM messages WHERE id IN (
+    SELECT v.id FROM unnest($1::text[], $2::bigint[]) AS r (project, before)
+    CROSS JOIN LATERAL (
+      SELECT id FROM messages WHERE project = r.project AND ts < r.before
+      ORDER BY ts LIMIT $3 FOR UPDATE SKIP LOCKED
+    ) AS v
+    LIMIT $3
+  )`;
+
+/**
+ * The project's rooms after $3 in room_seq's primary key, each with one probe of the start of
+ * UNIQUE (project, room, seq): those holding a seq at most last_seq - keep.
+ */
+const overfullRooms = (start: '>' | '>=') => `
+  SELECT r.room, r.last_seq - $2 AS through FROM room_seq AS r
+  WHERE r.project = $1 AND r.room ${start} $3 AND EXISTS (
+    SELECT 1 FROM messages AS m
+    WHERE m.project = r.project AND m.room = r.room AND m.seq <= r.last_seq - $2
+  )
+  ORDER BY r.room LIMIT $4`;
+const OVERFULL_FROM_FIRST = overfullRooms('>=');
+const OVERFULL_AFTER = overfullRooms('>');
+
+/** Each room's oldest seqs, from the start of UNIQUE (project, room, seq). */
+const PURGE_BY_COUNT = `
+  DELETE FROM messages WHERE id IN (
+    SELECT v.id FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t (project, room, through)
+    CROSS JOIN LATERAL (
+      SELECT id FROM messages WHERE project = t.project AND room = t.room AND seq <= t.through
+      ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED
+    ) AS v
+    LIMIT $4
+  )`;
+
+/** The oldest keys, from the start of idempotency_keys_by_age; a key being claimed is skipped. */
+const PURGE_KEYS = `
+  DELETE FROM idempotency_keys WHERE (project, key) IN (
+    SELECT project, key FROM idempotency_keys WHERE first_used < $1
+    ORDER BY first_used LIMIT $2 FOR UPDATE SKIP LOCKED
+  )`;
+
+type Run = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[],
+  name?: string,
+) => Promise<pg.QueryResult<R>>;
+
+/** A project's effective retention (bigints as text): its own value, else the default. */
+interface RetentionRow {
+  project: string;
+  max_age_s: string | null;
+  keep: string | null;
+}
+
+interface KeyUseRow {
+  project: string;
+  key: string;
+  room: string;
+  id: string;
+  seq: string;
+}
 
 /**
  * The Store on PostgreSQL, for several server instances sharing one database.
@@ -99,7 +257,15 @@ const APPEND_BATCH = `
  *   faulty ones reject. A batch that fails because the database is unreachable, slow or broken
  *   rejects whole, within the connection or query timeout; nothing is retried behind the
  *   caller's back. When the connection dies after the commit was sent, the outcome is unknown:
- *   the append rejects although its message may be stored (seqs stay gapless either way).
+ *   the append rejects although its message may be stored (seqs stay gapless either way). A
+ *   message with an idempotency key is then safe to send again: the retry finds the key used and
+ *   answers the stored message's place, or stores it if the first try did not commit.
+ * - Idempotency keys: a batch with keys is one transaction that first claims its keys (see
+ *   CLAIM_KEYS), takes seqs only for the messages whose key it claimed (or that have none), then
+ *   inserts them and fills in the keys' rows. A batch without keys is the one statement above.
+ * - Retention: `purgeExpired` runs in one transaction under an advisory lock taken with
+ *   pg_try_advisory_xact_lock, so one instance purges at a time; room_seq keeps every room's last
+ *   seq whatever the purge removes.
  * - Losing the database never crashes the process: dead connections are dropped and new ones
  *   opened on demand, so the store recovers by itself once PostgreSQL answers again.
  * - Migrations (src/store/migrations/postgres.ts) run at open in one transaction under an
@@ -116,6 +282,7 @@ export class PostgresStore implements Store {
   private scheduled = false;
   private draining: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  private readonly overfullRooms = new OverfullRoomWalk();
 
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const queryTimeout = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
@@ -136,15 +303,26 @@ export class PostgresStore implements Store {
     return new PostgresStore(pool, options);
   }
 
+  private readonly idempotencyWindowMs: number;
+
   private constructor(
     private readonly pool: pg.Pool,
-    private readonly options: StoreStats,
-  ) {}
+    private readonly options: PostgresStoreOptions,
+  ) {
+    this.idempotencyWindowMs = options.idempotencyWindowMs ?? IDEMPOTENCY_WINDOW_MS;
+  }
 
   async createProject(project: Project): Promise<void> {
     await this.rows(
-      'INSERT INTO projects (hash, name, jwt_secret, created_at) VALUES ($1, $2, $3, $4)',
-      [project.hash, project.name, project.jwtSecret, project.createdAt],
+      `INSERT INTO projects (hash, name, jwt_secret, created_at, settings)
+       VALUES ($1, $2, $3, $4, $5::jsonb)`,
+      [
+        project.hash,
+        project.name,
+        project.jwtSecret,
+        project.createdAt,
+        settingsColumn(project.settings),
+      ],
     );
   }
 
@@ -181,13 +359,27 @@ export class PostgresStore implements Store {
     if (hasNul(hash)) return false;
     // Messages, then counters, then the project: appends lock counter rows before the project
     // row (their foreign-key check), so taking them in the same order cannot deadlock with them.
-    // ON DELETE CASCADE then catches what an append committed in between.
+    // ON DELETE CASCADE then catches what an append committed in between. Keys come last: an
+    // append that claimed a key either commits before the project row goes (and this statement
+    // sees its key) or fails its foreign-key check after, taking its key with it.
     return this.transaction(async (client) => {
       await client.query('DELETE FROM messages WHERE project = $1', [hash]);
       await client.query('DELETE FROM room_seq WHERE project = $1', [hash]);
       const result = await client.query('DELETE FROM projects WHERE hash = $1', [hash]);
+      await client.query('DELETE FROM idempotency_keys WHERE project = $1', [hash]);
       return (result.rowCount ?? 0) > 0;
     });
+  }
+
+  async updateProject(hash: string, change: ProjectChange): Promise<Project | undefined> {
+    if (hasNul(hash)) return undefined;
+    const settings = change.settings && settingsColumn(change.settings);
+    const [row] = await this.rows<ProjectRow>(
+      `UPDATE projects SET name = coalesce($1, name), settings = coalesce($2::jsonb, settings)
+       WHERE hash = $3 RETURNING hash, name, jwt_secret, created_at, settings`,
+      [change.name ?? null, settings ?? null, hash],
+    );
+    return row && projectFromRow(row);
   }
 
   async setProjectSecret(hash: string, jwtSecret: string): Promise<boolean> {
@@ -201,10 +393,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  append(message: NewMessage): Promise<RoomMessage> {
+  append(message: NewMessage): Promise<Appended> {
     if (this.closing) return Promise.reject(new Error('Store is closed'));
-    if (hasNul(message.project) || hasNul(message.room) || hasNul(message.from)) {
-      return Promise.reject(new Error('PostgreSQL cannot store a room or sender containing NUL'));
+    const { project, room, from, idempotencyKey = '' } = message;
+    if (hasNul(project) || hasNul(room) || hasNul(from) || hasNul(idempotencyKey)) {
+      return Promise.reject(
+        new Error('PostgreSQL cannot store a room, sender or idempotency key containing NUL'),
+      );
     }
     const payload = storablePayload(message.payload);
     return new Promise((resolve, reject) => {
@@ -230,7 +425,7 @@ export class PostgresStore implements Store {
       cursors.push(id);
     }
     if (hasNul(project) || hasNul(room)) return cursors.length > 0 ? undefined : [];
-    let lower = 0;
+    let lower = clampSeq(Math.floor(query.since ?? 0));
     let upper = Number.MAX_SAFE_INTEGER;
     if (cursors.length > 0) {
       const found = await this.rows<{ id: string; seq: string }>(
@@ -242,7 +437,7 @@ export class PostgresStore implements Store {
       if (query.after !== undefined) {
         const seq = seqOf.get(query.after);
         if (seq === undefined) return undefined;
-        lower = seq;
+        lower = Math.max(lower, seq);
       }
       if (query.before !== undefined) {
         const seq = seqOf.get(query.before);
@@ -252,7 +447,7 @@ export class PostgresStore implements Store {
     }
     const limit = Math.min(Math.floor(query.limit), Number.MAX_SAFE_INTEGER);
     if (!(limit > 0)) return [];
-    if (query.after !== undefined) {
+    if (query.after !== undefined || query.since !== undefined) {
       const rows = await this.rows<MessageRow>(
         `${MESSAGES} AND seq > $3 AND seq < $4 ORDER BY seq ASC LIMIT $5`,
         [project, room, lower, upper, limit],
@@ -295,6 +490,74 @@ export class PostgresStore implements Store {
       'sb_last_seq',
     );
     return row ? Number(row.last_seq) : 0;
+  }
+
+  async purgeExpired(options: PurgeOptions): Promise<number> {
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0)) return 0;
+    const { removed, overfull } = await this.transaction(async (client) => {
+      const run = runOn(client);
+      const { rows: lock } = await run<{ locked: boolean }>(TRY_PURGE_LOCK, [PURGE_LOCK]);
+      if (!lock[0]?.locked) return { removed: 0, overfull: undefined };
+      return this.purgeLocked(run, options, limit);
+    });
+    overfull?.advance();
+    return removed;
+  }
+
+  /**
+   * One purge, under the purge lock: by age, then by count, then keys, at most `limit` rows in
+   * all. Answers `overfull` when every room it collected was purged whole, so that the walk may
+   * move past them once the transaction commits.
+   */
+  private async purgeLocked(
+    run: Run,
+    options: PurgeOptions,
+    limit: number,
+  ): Promise<{ removed: number; overfull: Collected | undefined }> {
+    const { maxAgeSeconds, maxMessagesPerRoom } = options.defaults;
+    const { rows: rules } = await run<RetentionRow>(RETENTION_RULES, [
+      maxAgeSeconds,
+      maxMessagesPerRoom,
+    ]);
+    const ages = rules.filter((rule) => rule.max_age_s !== null);
+    const counts = rules.flatMap(({ project, keep }) =>
+      keep === null ? [] : [{ project, keep: Number(keep) }],
+    );
+    let removed = 0;
+    if (ages.length > 0) {
+      const purged = await run(PURGE_BY_AGE, [
+        ages.map((rule) => rule.project),
+        ages.map((rule) => options.now - Number(rule.max_age_s) * 1000),
+        limit,
+      ]);
+      removed += purged.rowCount ?? 0;
+    }
+    let overfull: Collected | undefined;
+    const allowed = limit - removed;
+    if (allowed > 0 && counts.length > 0) {
+      const collected = await this.overfullRooms.collect(counts, allowed, (rule, after, wanted) =>
+        lookAtRooms(run, rule, after, wanted),
+      );
+      const { rooms } = collected;
+      let byCount = 0;
+      if (rooms.length > 0) {
+        const purged = await run(PURGE_BY_COUNT, [
+          rooms.map((room) => room.project),
+          rooms.map((room) => room.room),
+          rooms.map((room) => room.through),
+          allowed,
+        ]);
+        byCount = purged.rowCount ?? 0;
+      }
+      if (byCount < allowed) overfull = collected;
+      removed += byCount;
+    }
+    if (removed < limit) {
+      const keysBefore = options.now - options.idempotencyWindowMs;
+      removed += (await run(PURGE_KEYS, [keysBefore, limit - removed])).rowCount ?? 0;
+    }
+    return { removed, overfull };
   }
 
   async ping(): Promise<void> {
@@ -370,7 +633,7 @@ export class PostgresStore implements Store {
   /** Commits `batch` as one statement and resolves its promises, or says why it could not. */
   private async commit(batch: Pending[]): Promise<{ error: unknown } | undefined> {
     const started = performance.now();
-    let stored: RoomMessage[];
+    let stored: Appended[];
     try {
       stored = await this.write(batch, Date.now());
     } catch (error) {
@@ -381,7 +644,82 @@ export class PostgresStore implements Store {
     return undefined;
   }
 
-  private async write(batch: Pending[], ts: number): Promise<RoomMessage[]> {
+  private async write(batch: Pending[], ts: number): Promise<Appended[]> {
+    // A batch without keys is one statement, in a transaction of its own.
+    if (!anyKeyed(batch.map((pending) => pending.message))) return this.insert(this.run, batch, ts);
+    return this.transaction((client) => this.writeKeyed(runOn(client), batch, ts));
+  }
+
+  /**
+   * Writes a batch some of whose messages carry idempotency keys, in the transaction `run` is on:
+   * claims the keys, reads where the keys it could not claim went, then inserts the messages whose
+   * key it claimed (or that have none). A message whose key was taken, or came earlier in the
+   * batch, takes no seq and answers the first message's place.
+   */
+  private async writeKeyed(run: Run, batch: Pending[], ts: number): Promise<Appended[]> {
+    const messages = batch.map((pending) => pending.message);
+    const copies = earlierCopies(messages);
+    const answers = messages.map((): Appended | undefined => undefined);
+    const claimed = new Set<number>();
+    let open = messages.flatMap((message, i) =>
+      message.idempotencyKey !== undefined && copies[i] === -1 ? [i] : [],
+    );
+    for (let round = 0; round < CLAIM_ROUNDS && open.length > 0; round++) {
+      const wanted = open.map((i) => messages[i] as NewMessage);
+      const { rows: won } = await run<{ project: string; key: string }>(
+        CLAIM_KEYS,
+        [
+          wanted.map((message) => message.project),
+          wanted.map((message) => message.idempotencyKey),
+          wanted.map((message) => message.room),
+          ts,
+          ts - this.idempotencyWindowMs,
+        ],
+        'sb_claim_keys',
+      );
+      const claims = new Set(won.map((row) => scoped(row.project, row.key)));
+      const taken: number[] = [];
+      for (const i of open) {
+        if (claims.has(keyOf(messages[i]))) claimed.add(i);
+        else taken.push(i);
+      }
+      open = taken;
+      if (taken.length === 0) break;
+      const { rows: uses } = await run<KeyUseRow>(
+        KEY_USES,
+        [taken.map((i) => messages[i]?.project), taken.map((i) => messages[i]?.idempotencyKey)],
+        'sb_key_uses',
+      );
+      const firstUses = new Map(uses.map((row) => [scoped(row.project, row.key), row]));
+      // A key neither claimed nor found was purged in between: free for the next claim.
+      open = taken.filter((i) => {
+        const use = firstUses.get(keyOf(messages[i]));
+        if (use) answers[i] = firstUse(use);
+        return !use;
+      });
+    }
+    if (open.length > 0) throw new Error('An idempotency key in use could not be read');
+    const fresh = batch.flatMap((pending, i) =>
+      pending.message.idempotencyKey === undefined || claimed.has(i) ? [{ pending, i }] : [],
+    );
+    const stored = await this.insert(
+      run,
+      fresh.map(({ pending }) => pending),
+      ts,
+    );
+    stored.forEach((message, j) => {
+      const slot = fresh[j];
+      if (slot) answers[slot.i] = message;
+    });
+    return withCopies(answers, copies);
+  }
+
+  /**
+   * Inserts `batch` with its seqs; the keys its messages carry must be claimed by the transaction
+   * `run` is on, and get their message's id and seq.
+   */
+  private async insert(run: Run, batch: Pending[], ts: number): Promise<RoomMessage[]> {
+    if (batch.length === 0) return [];
     interface Slot {
       project: string;
       room: string;
@@ -390,7 +728,7 @@ export class PostgresStore implements Store {
     const slots = new Map<string, Slot>();
     const ranks: Array<{ slot: Slot; rank: number }> = [];
     for (const { message } of batch) {
-      const key = roomKey(message.project, message.room);
+      const key = scoped(message.project, message.room);
       let slot = slots.get(key);
       if (!slot) {
         slot = { project: message.project, room: message.room, count: 0 };
@@ -400,33 +738,46 @@ export class PostgresStore implements Store {
       ranks.push({ slot, rank: slot.count });
     }
     const counters = [...slots.values()];
-    const rows = await this.rows<{ id: string; project: string; room: string; seq: string }>(
-      APPEND_BATCH,
-      [
-        counters.map((slot) => slot.project),
-        counters.map((slot) => slot.room),
-        counters.map((slot) => slot.count),
-        batch.map((pending) => pending.message.project),
-        batch.map((pending) => pending.message.room),
-        ranks.map(({ slot, rank }) => slot.count - rank),
-        batch.map((pending) => pending.bytes),
-        batch.map((pending) => pending.message.from),
-        ts,
-      ],
-      'sb_append',
+    const backs = ranks.map(({ slot, rank }) => slot.count - rank);
+    const values: unknown[] = [
+      counters.map((slot) => slot.project),
+      counters.map((slot) => slot.room),
+      counters.map((slot) => slot.count),
+      batch.map((pending) => pending.message.project),
+      batch.map((pending) => pending.message.room),
+      backs,
+      batch.map((pending) => pending.bytes),
+      batch.map((pending) => pending.message.from),
+      ts,
+    ];
+    const keyed = batch.flatMap(({ message }, i) =>
+      message.idempotencyKey === undefined ? [] : [{ message, back: backs[i] }],
+    );
+    if (keyed.length > 0) {
+      values.push(
+        keyed.map(({ message }) => message.project),
+        keyed.map(({ message }) => message.idempotencyKey),
+        keyed.map(({ message }) => message.room),
+        keyed.map(({ back }) => back),
+      );
+    }
+    const { rows } = await run<{ id: string; project: string; room: string; seq: string }>(
+      keyed.length > 0 ? APPEND_BATCH_FILLING_KEYS : APPEND_BATCH,
+      values,
+      keyed.length > 0 ? 'sb_append_keys' : 'sb_append',
     );
     // RETURNING promises no order: match rows to messages by room and seq. A room's last seq is
     // the highest the batch got in it, and its messages count down from there.
     const ids = new Map<string, string>();
     const last = new Map<string, number>();
     for (const row of rows) {
-      const key = roomKey(row.project, row.room);
+      const key = scoped(row.project, row.room);
       const seq = Number(row.seq);
       ids.set(`${key}\u0000${seq}`, row.id);
       last.set(key, Math.max(last.get(key) ?? 0, seq));
     }
     return batch.map(({ message }, i) => {
-      const key = roomKey(message.project, message.room);
+      const key = scoped(message.project, message.room);
       const rank = ranks[i];
       const top = last.get(key);
       if (!rank || top === undefined) throw new Error('Batch insert returned no row for a room');
@@ -437,16 +788,17 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Runs one statement on a connection of the pool. */
+  private readonly run: Run = (text, values, name) =>
+    this.withClient((client) => runOn(client)(text, values, name));
+
   /** Runs one statement; `name` makes it a prepared statement, parsed once per connection. */
   private async rows<R extends pg.QueryResultRow>(
     text: string,
     values: unknown[] = [],
     name?: string,
   ): Promise<R[]> {
-    return this.withClient(async (client) => {
-      const result = await client.query<R>(name ? { name, text, values } : { text, values });
-      return result.rows;
-    });
+    return (await this.run<R>(text, values, name)).rows;
   }
 
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -546,9 +898,45 @@ function hasNul(text: string): boolean {
   return text.includes('\u0000');
 }
 
-/** Joins project and room unambiguously: neither can contain NUL (append refuses it). */
-function roomKey(project: string, room: string): string {
-  return `${project}\u0000${room}`;
+/**
+ * Joins a project and a room or idempotency key unambiguously: none can contain NUL (append
+ * refuses it).
+ */
+function scoped(project: string, name: string): string {
+  return `${project}\u0000${name}`;
+}
+
+function keyOf(message: NewMessage | undefined): string {
+  return message ? scoped(message.project, message.idempotencyKey ?? '') : '';
+}
+
+/** `run` on one connection: the statements of a transaction. */
+function runOn(client: pg.PoolClient): Run {
+  return <R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string) =>
+    client.query<R>(name ? { name, text, values } : { text, values });
+}
+
+/** One look at a project's rooms for the purge by count: up to `wanted` overfull ones. */
+async function lookAtRooms(
+  run: Run,
+  rule: CountRule,
+  afterRoom: string | undefined,
+  wanted: number,
+): Promise<WalkStep> {
+  const { rows } = await run<{ room: string; through: string }>(
+    afterRoom === undefined ? OVERFULL_FROM_FIRST : OVERFULL_AFTER,
+    [rule.project, rule.keep, afterRoom ?? '', wanted],
+  );
+  const overfull = rows.map(({ room, through }) => ({
+    project: rule.project,
+    room,
+    through: Number(through),
+  }));
+  return { overfull, lastRoom: rows.at(-1)?.room, done: rows.length < wanted };
+}
+
+function firstUse(row: KeyUseRow): DuplicateMessage {
+  return { duplicate: true, room: row.room, id: row.id, seq: Number(row.seq) };
 }
 
 function isMessageId(id: string): boolean {

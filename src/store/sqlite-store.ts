@@ -1,14 +1,37 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import type { Project, ProjectSummary, RoomMessage } from '../domain.js';
-import { type PendingAppend, settleBatch, storablePayload } from './group-commit.js';
+import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
+import {
+  anyKeyed,
+  earlierCopies,
+  IDEMPOTENCY_WINDOW_MS,
+  type IdempotencyOptions,
+  type PendingAppend,
+  settleBatch,
+  storablePayload,
+  withCopies,
+} from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
-import { type ProjectRow, projectFromRow } from './project-row.js';
+import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
+import {
+  type CountRule,
+  type OverfullRoom,
+  OverfullRoomWalk,
+  type WalkStep,
+} from './retention-walk.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
-import type { HistoryQuery, NewMessage, Store, StoreStats } from './store.js';
+import type {
+  Appended,
+  HistoryQuery,
+  NewMessage,
+  ProjectChange,
+  PurgeOptions,
+  Store,
+  StoreStats,
+} from './store.js';
 
 /** Most messages committed in one transaction; the rest wait for the next flush. */
 export const MAX_BATCH = 1000;
@@ -42,6 +65,11 @@ const CHECKPOINT_DELAY_MS = 500;
 const MAX_WAL_FRAMES = 4000;
 /** Upper bound of SQLite's page cache, per connection: the newest pages of some 4,000 rooms. */
 const PAGE_CACHE_KIB = 16 * 1024;
+/**
+ * Rooms the purge by count looks at in one synchronous read (three index seeks each: well under a
+ * millisecond); the next ones wait for a turn of the event loop.
+ */
+const ROOMS_PER_LOOK = 256;
 
 // Errors that say the database, not the message, is at fault: retrying the messages of a failed
 // batch one by one would only fail (or wait for the lock) once per message.
@@ -52,7 +80,7 @@ const MESSAGE_ID = /^[1-9][0-9]{0,15}$/;
 // connection, which no wait resolves.
 const LOCKED_BY_ANOTHER = /^SQLITE_(BUSY(_[A-Z]+)?|LOCKED_SHAREDCACHE)$/;
 
-export interface SqliteStoreOptions extends StoreStats {
+export interface SqliteStoreOptions extends StoreStats, IdempotencyOptions {
   /** How long an operation may wait for another connection's lock (default BUSY_DEADLINE_MS). */
   busyDeadlineMs?: number;
 }
@@ -73,6 +101,27 @@ interface MessageRow {
 
 const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
 
+/** Where a key's first message went, and when. */
+interface KeyRow {
+  room: string;
+  message_id: number;
+  seq: number;
+  first_used: number;
+}
+
+/** A project's effective retention: its own value, else the default; null: no such rule. */
+interface RetentionRow {
+  project: string;
+  max_age_s: number | null;
+  keep: number | null;
+}
+
+/** A project whose messages older than `before` (epoch ms) go. */
+interface AgeRule {
+  project: string;
+  before: number;
+}
+
 export class SqliteStore implements Store {
   private readonly queue: Pending[] = [];
   private scheduled = false;
@@ -84,12 +133,20 @@ export class SqliteStore implements Store {
   /** `SELECT … WHERE hash IN (…)` statements by hash count, compiled on first use. */
   private readonly projectLookups = new Map<number, Database.Statement<string[], ProjectRow>>();
   private readonly busyDeadlineMs: number;
+  private readonly idempotencyWindowMs: number;
+  private readonly overfullRooms = new OverfullRoomWalk();
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
-  private readonly writeBatch: (messages: NewMessage[], ts: number) => RoomMessage[];
+  private readonly writeBatch: (messages: NewMessage[], ts: number) => Appended[];
   private readonly removeProject: (hash: string) => boolean;
   private readonly readProjects: (hashes: string[]) => Project[];
+  private readonly purge: (
+    ages: AgeRule[],
+    overfull: OverfullRoom[],
+    keysBefore: number,
+    limit: number,
+  ) => { removed: number; overfullPurgedWhole: boolean };
 
   /** `path` is a file (its directory is created if missing) or ':memory:'. */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -130,16 +187,41 @@ export class SqliteStore implements Store {
     private readonly checkpointer: SqliteCheckpointer | undefined,
   ) {
     this.busyDeadlineMs = options.busyDeadlineMs ?? BUSY_DEADLINE_MS;
+    this.idempotencyWindowMs = options.idempotencyWindowMs ?? IDEMPOTENCY_WINDOW_MS;
     this.sql = prepare(db);
-    this.writeBatch = db.transaction((messages: NewMessage[], ts: number) =>
-      this.insertAll(messages, this.reserveSeqs(messages), ts),
+    // A batch without keys runs exactly the statements it ran before keys existed.
+    this.writeBatch = db.transaction((messages: NewMessage[], ts: number): Appended[] =>
+      anyKeyed(messages)
+        ? this.insertKeyed(messages, ts)
+        : this.insertAll(messages, this.reserveSeqs(messages), ts),
     ).immediate;
     // Explicit deletes, so that removing a project does not hinge on the connection's
     // `foreign_keys` pragma; ON DELETE CASCADE in the schema is the safety net.
     this.removeProject = db.transaction((hash: string) => {
       this.sql.deleteMessages.run(hash);
+      this.sql.deleteKeys.run(hash);
+      this.sql.deletePositions.run(hash);
       return this.sql.deleteProject.run(hash).changes > 0;
     }).immediate;
+    this.purge = db.transaction(
+      (ages: AgeRule[], overfull: OverfullRoom[], keysBefore: number, limit: number) => {
+        let removed = 0;
+        for (const { project, before } of ages) {
+          if (removed >= limit) break;
+          const gone = this.sql.purgeByAge.all(project, before, limit - removed);
+          removed += gone.length + this.keepPositions(project, gone);
+        }
+        const allowed = limit - removed;
+        let byCount = 0;
+        for (const { project, room, through } of overfull) {
+          if (byCount >= allowed) break;
+          byCount += this.sql.purgeByCount.run(project, room, through, allowed - byCount).changes;
+        }
+        removed += byCount;
+        if (removed < limit) removed += this.sql.purgeKeys.run(keysBefore, limit - removed).changes;
+        return { removed, overfullPurgedWhole: byCount < allowed };
+      },
+    ).immediate;
     // One read transaction, so that every chunk of hashes is looked up in the same snapshot.
     this.readProjects = db.transaction((hashes: string[]) => {
       const found: Project[] = [];
@@ -154,8 +236,15 @@ export class SqliteStore implements Store {
   }
 
   createProject(project: Project): Promise<void> {
+    const settings = settingsColumn(project.settings);
     return this.retryWhileLocked(() => {
-      this.sql.insertProject.run(project.hash, project.name, project.jwtSecret, project.createdAt);
+      this.sql.insertProject.run(
+        project.hash,
+        project.name,
+        project.jwtSecret,
+        project.createdAt,
+        settings,
+      );
     });
   }
 
@@ -188,7 +277,15 @@ export class SqliteStore implements Store {
     return this.retryWhileLocked(() => this.sql.setSecret.run(jwtSecret, hash).changes > 0);
   }
 
-  append(message: NewMessage): Promise<RoomMessage> {
+  updateProject(hash: string, change: ProjectChange): Promise<Project | undefined> {
+    const settings = change.settings && settingsColumn(change.settings);
+    return this.retryWhileLocked(() => {
+      const row = this.sql.updateProject.get(change.name ?? null, settings ?? null, hash);
+      return row && projectFromRow(row);
+    });
+  }
+
+  append(message: NewMessage): Promise<Appended> {
     if (this.closing) return Promise.reject(new Error('Store is closed'));
     const payload = storablePayload(message.payload);
     const giveUpAt = performance.now() + this.busyDeadlineMs;
@@ -209,7 +306,33 @@ export class SqliteStore implements Store {
   }
 
   lastSeq(project: string, room: string): Promise<number> {
-    return this.retryWhileLocked(() => this.sql.lastSeq.get(project, room) ?? 0);
+    return this.retryWhileLocked(() => this.sql.lastSeq.get(project, room, project, room) ?? 0);
+  }
+
+  async purgeExpired(options: PurgeOptions): Promise<number> {
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0)) return 0;
+    const { maxAgeSeconds, maxMessagesPerRoom } = options.defaults;
+    const rules = await this.retryWhileLocked(() =>
+      this.sql.retentionRules.all(maxAgeSeconds, maxMessagesPerRoom),
+    );
+    const ages: AgeRule[] = [];
+    const counts: CountRule[] = [];
+    for (const { project, max_age_s, keep } of rules) {
+      if (max_age_s !== null) ages.push({ project, before: options.now - max_age_s * 1000 });
+      if (keep !== null) counts.push({ project, keep });
+    }
+    // The rooms over their count are found before the transaction, in reads with a turn of the
+    // event loop between them, so that the transaction only deletes.
+    const overfull = await this.overfullRooms.collect(counts, limit, (rule, afterRoom) =>
+      this.lookAtRooms(rule, afterRoom),
+    );
+    const keysBefore = options.now - options.idempotencyWindowMs;
+    const { removed, overfullPurgedWhole } = await this.retryWhileLocked(() =>
+      this.purge(ages, overfull.rooms, keysBefore, limit),
+    );
+    if (overfullPurgedWhole) overfull.advance();
+    return removed;
   }
 
   async ping(): Promise<void> {
@@ -232,12 +355,12 @@ export class SqliteStore implements Store {
     room: string,
     query: HistoryQuery,
   ): RoomMessage[] | undefined {
-    let lower = 0;
+    let lower = query.since ?? 0;
     let upper = Number.MAX_SAFE_INTEGER;
     if (query.after !== undefined) {
       const seq = this.seqOf(project, room, query.after);
       if (seq === undefined) return undefined;
-      lower = seq;
+      lower = Math.max(lower, seq);
     }
     if (query.before !== undefined) {
       const seq = this.seqOf(project, room, query.before);
@@ -246,7 +369,7 @@ export class SqliteStore implements Store {
     }
     const limit = Math.min(Math.floor(query.limit), Number.MAX_SAFE_INTEGER);
     if (!(limit > 0)) return [];
-    if (query.after !== undefined) {
+    if (query.after !== undefined || query.since !== undefined) {
       return this.sql.oldestBetween.all(project, room, lower, upper, limit).map(toMessage);
     }
     return this.sql.newestBetween.all(project, room, lower, upper, limit).map(toMessage).reverse();
@@ -336,7 +459,7 @@ export class SqliteStore implements Store {
   private async commit(batch: Pending[]): Promise<{ error: unknown } | undefined> {
     const started = performance.now();
     const messages = batch.map((pending) => pending.message);
-    let stored: RoomMessage[];
+    let stored: Appended[];
     try {
       stored = await this.retryWhileLocked(
         () => this.writeBatch(messages, Date.now()),
@@ -360,10 +483,47 @@ export class SqliteStore implements Store {
     const next = new Map<string, number>();
     return messages.map(({ project, room }) => {
       const key = `${project}\u0000${room}`;
-      const seq = next.get(key) ?? (this.sql.lastSeq.get(project, room) ?? 0) + 1;
+      const seq = next.get(key) ?? (this.sql.lastSeq.get(project, room, project, room) ?? 0) + 1;
       next.set(key, seq + 1);
       return seq;
     });
+  }
+
+  /**
+   * Inserts a batch some of whose messages carry idempotency keys. Runs inside the writing
+   * transaction: under the file's write lock no other process can use a key between the look at
+   * it and the insert, and the primary key of idempotency_keys holds one use per project and key.
+   * A message whose key was used within the window, or earlier in the batch, takes no seq and
+   * answers the first message's place.
+   */
+  private insertKeyed(messages: NewMessage[], ts: number): Appended[] {
+    const unusedBefore = ts - this.idempotencyWindowMs;
+    const copies = earlierCopies(messages);
+    const answers = messages.map(({ project, idempotencyKey }, i): Appended | undefined => {
+      if (idempotencyKey === undefined || copies[i] !== -1) return undefined;
+      const used = this.sql.keyUse.get(project, idempotencyKey);
+      return used && used.first_used >= unusedBefore ? firstUse(used) : undefined;
+    });
+    const fresh = messages.flatMap((message, i) =>
+      answers[i] === undefined && copies[i] === -1 ? [{ message, i }] : [],
+    );
+    const toStore = fresh.map(({ message }) => message);
+    const stored = this.insertAll(toStore, this.reserveSeqs(toStore), ts);
+    stored.forEach((message, j) => {
+      const { message: sent, i } = fresh[j] as { message: NewMessage; i: number };
+      answers[i] = message;
+      if (sent.idempotencyKey === undefined) return;
+      // A row already there is a key used before the window: this use replaces it.
+      this.sql.useKey.run(
+        sent.project,
+        sent.idempotencyKey,
+        message.room,
+        Number(message.id),
+        message.seq,
+        ts,
+      );
+    });
+    return withCopies(answers, copies);
   }
 
   /** Inserts the batch with multi-row statements; ids are consecutive within one statement. */
@@ -416,6 +576,48 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * After the purge by age removed `gone` from the project's rooms: keeps the last seq of each
+   * room whose newest message went, so that it is never handed out again. A room whose newest
+   * message went while an older one stays (only a clock set back dates a later seq earlier) is
+   * emptied, so that max(seq) of the messages is a room's last seq whenever it has any. Returns
+   * how many messages that emptying removed.
+   */
+  private keepPositions(project: string, gone: readonly { room: string; seq: number }[]): number {
+    const newestGone = new Map<string, number>();
+    for (const { room, seq } of gone)
+      newestGone.set(room, Math.max(newestGone.get(room) ?? 0, seq));
+    let emptied = 0;
+    for (const [room, last] of newestGone) {
+      const newest = this.sql.newestSeq.get(project, room) ?? null;
+      if (newest !== null && newest > last) continue;
+      if (newest !== null) emptied += this.sql.emptyRoom.run(project, room).changes;
+      this.sql.keepPosition.run(project, room, last);
+    }
+    return emptied;
+  }
+
+  /** One look at a project's rooms for the purge by count, after a turn of the event loop. */
+  private async lookAtRooms(rule: CountRule, afterRoom: string | undefined): Promise<WalkStep> {
+    await nextTurn();
+    const rows = await this.retryWhileLocked(() =>
+      afterRoom === undefined
+        ? this.sql.roomsFromFirst.all({ project: rule.project, after: '', rooms: ROOMS_PER_LOOK })
+        : this.sql.roomsAfter.all({
+            project: rule.project,
+            after: afterRoom,
+            rooms: ROOMS_PER_LOOK,
+          }),
+    );
+    const overfull: OverfullRoom[] = [];
+    for (const { room, first, last } of rows) {
+      if (first !== null && last !== null && first <= last - rule.keep) {
+        overfull.push({ project: rule.project, room, through: last - rule.keep });
+      }
+    }
+    return { overfull, lastRoom: rows.at(-1)?.room, done: rows.length < ROOMS_PER_LOOK };
+  }
+
   private seqOf(project: string, room: string, id: string): number | undefined {
     if (!MESSAGE_ID.test(id)) return undefined;
     const numeric = Number(id);
@@ -430,9 +632,28 @@ type Page = [project: string, room: string, afterSeq: number, beforeSeq: number,
 /** Every statement, compiled once per connection. */
 function prepare(db: Database.Database) {
   const messages = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = ? AND room = ?`;
+  // A loose scan of UNIQUE (project, room, seq): one seek per room to the next room name, and
+  // one to each end of its seqs. `start` is how the first room compares with the one given.
+  const rooms = (start: '>' | '>=') => `
+    WITH RECURSIVE walk (room, n) AS (
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room ${start} @after), 1
+      UNION ALL
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room > walk.room), n + 1
+      FROM walk WHERE walk.room IS NOT NULL AND walk.n < @rooms
+    )
+    SELECT room,
+      (SELECT min(seq) FROM messages WHERE project = @project AND room = walk.room) AS first,
+      (SELECT max(seq) FROM messages WHERE project = @project AND room = walk.room) AS last
+    FROM walk WHERE room IS NOT NULL`;
+  type Walk = [{ project: string; after: string; rooms: number }];
+  type RoomEnds = { room: string; first: number | null; last: number | null };
   return {
-    insertProject: db.prepare<[string, string, string, string]>(
-      'INSERT INTO projects (hash, name, jwt_secret, created_at) VALUES (?, ?, ?, ?)',
+    insertProject: db.prepare<[string, string, string, string, string]>(
+      'INSERT INTO projects (hash, name, jwt_secret, created_at, settings) VALUES (?, ?, ?, ?, ?)',
+    ),
+    updateProject: db.prepare<[string | null, string | null, string], ProjectRow>(
+      `UPDATE projects SET name = coalesce(?, name), settings = coalesce(?, settings)
+       WHERE hash = ? RETURNING *`,
     ),
     project: db.prepare<[string], ProjectRow>('SELECT * FROM projects WHERE hash = ?'),
     projects: db.prepare<[], ProjectSummary>(
@@ -441,6 +662,8 @@ function prepare(db: Database.Database) {
     countProjects: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM projects'),
     setSecret: db.prepare<[string, string]>('UPDATE projects SET jwt_secret = ? WHERE hash = ?'),
     deleteMessages: db.prepare<[string]>('DELETE FROM messages WHERE project = ?'),
+    deleteKeys: db.prepare<[string]>('DELETE FROM idempotency_keys WHERE project = ?'),
+    deletePositions: db.prepare<[string]>('DELETE FROM room_positions WHERE project = ?'),
     deleteProject: db.prepare<[string]>('DELETE FROM projects WHERE hash = ?'),
     cursorSeq: db.prepare<[number, string, string], { seq: number }>(
       'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',
@@ -455,12 +678,65 @@ function prepare(db: Database.Database) {
       `${messages} AND seq BETWEEN ? AND ? ORDER BY seq ASC`,
     ),
     // The room's newest seq, read from the end of UNIQUE (project, room, seq): no counter row to
-    // update per commit (that row's page was half of what each commit wrote).
+    // update per commit (that row's page was half of what each commit wrote). Only a room with no
+    // message left reads the position the purge kept (coalesce evaluates it only then).
     lastSeq: db
+      .prepare<[string, string, string, string], number>(
+        `SELECT coalesce(
+          (SELECT max(seq) FROM messages WHERE project = ? AND room = ?),
+          (SELECT last_seq FROM room_positions WHERE project = ? AND room = ?),
+          0)`,
+      )
+      .pluck(),
+    newestSeq: db
       .prepare<[string, string], number | null>(
         'SELECT max(seq) FROM messages WHERE project = ? AND room = ?',
       )
       .pluck(),
+    keyUse: db.prepare<[string, string], KeyRow>(
+      'SELECT room, message_id, seq, first_used FROM idempotency_keys WHERE project = ? AND key = ?',
+    ),
+    useKey: db.prepare<[string, string, string, number, number, number]>(
+      `INSERT INTO idempotency_keys (project, key, room, message_id, seq, first_used)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (project, key) DO UPDATE SET room = excluded.room,
+         message_id = excluded.message_id, seq = excluded.seq, first_used = excluded.first_used`,
+    ),
+    // A scan of projects (a small table) for those with a rule; JSON null reads as SQL NULL.
+    retentionRules: db.prepare<[number | null, number | null], RetentionRow>(
+      `SELECT project, max_age_s, keep FROM (
+        SELECT hash AS project,
+          coalesce(json_extract(settings, '$.retention.maxAgeSeconds'), ?) AS max_age_s,
+          coalesce(json_extract(settings, '$.retention.maxMessagesPerRoom'), ?) AS keep
+        FROM projects
+      ) WHERE max_age_s IS NOT NULL OR keep IS NOT NULL`,
+    ),
+    // Seeks the project's oldest messages in messages_by_age (project, ts): a project with
+    // nothing to purge costs one seek.
+    purgeByAge: db.prepare<[string, number, number], { room: string; seq: number }>(
+      `DELETE FROM messages WHERE id IN (
+        SELECT id FROM messages WHERE project = ? AND ts < ? ORDER BY ts LIMIT ?
+      ) RETURNING room, seq`,
+    ),
+    // The room's oldest seqs, from the start of UNIQUE (project, room, seq).
+    purgeByCount: db.prepare<[string, string, number, number]>(
+      `DELETE FROM messages WHERE id IN (
+        SELECT id FROM messages WHERE project = ? AND room = ? AND seq <= ? ORDER BY seq LIMIT ?
+      )`,
+    ),
+    // The oldest keys, from the start of idempotency_keys_by_age.
+    purgeKeys: db.prepare<[number, number]>(
+      `DELETE FROM idempotency_keys WHERE (project, key) IN (
+        SELECT project, key FROM idempotency_keys WHERE first_used < ? ORDER BY first_used LIMIT ?
+      )`,
+    ),
+    emptyRoom: db.prepare<[string, string]>('DELETE FROM messages WHERE project = ? AND room = ?'),
+    keepPosition: db.prepare<[string, string, number]>(
+      `INSERT INTO room_positions (project, room, last_seq) VALUES (?, ?, ?)
+       ON CONFLICT (project, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`,
+    ),
+    roomsFromFirst: db.prepare<Walk, RoomEnds>(rooms('>=')),
+    roomsAfter: db.prepare<Walk, RoomEnds>(rooms('>')),
     ping: db.prepare('SELECT 1'),
   };
 }
@@ -518,6 +794,10 @@ function cached<K, V>(cache: Map<K, V>, key: K, make: () => V): V {
     cache.set(key, value);
   }
   return value;
+}
+
+function firstUse(row: KeyRow): DuplicateMessage {
+  return { duplicate: true, room: row.room, id: String(row.message_id), seq: row.seq };
 }
 
 function toMessage(row: MessageRow): RoomMessage {

@@ -6,16 +6,20 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Project, RoomMessage } from '../../src/domain.js';
+import pg from 'pg';
+import { isDuplicate, noSettings, type Project, type RoomMessage } from '../../src/domain.js';
 import { postgresMigrations } from '../../src/store/migrations/postgres.js';
 import {
   MAX_BATCH,
   PostgresStore,
   type PostgresStoreOptions,
+  PURGE_LOCK,
 } from '../../src/store/postgres-store.js';
+import type { Appended } from '../../src/store/store.js';
+import { eventually } from '../helpers/eventually.js';
 import { POSTGRES_URL, type TestSchemas, testSchemas } from '../helpers/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { storeContract } from './store.contract.js';
+import { storeContract, stored } from './store.contract.js';
 
 /** How long an append may take to reject while the database is away, timeouts included. */
 const FAULT_DEADLINE_MS = 4000;
@@ -34,9 +38,9 @@ const newSchema = (): Promise<string> => schemas.create();
 const urlFor = (schema: string, port?: number): string => schemas.urlFor(schema, port);
 
 let contractSchema: string | undefined;
-storeContract('PostgresStore', async () => {
+storeContract('PostgresStore', async (options) => {
   contractSchema ??= await newSchema();
-  return PostgresStore.open(urlFor(contractSchema));
+  return PostgresStore.open(urlFor(contractSchema), options);
 });
 
 const project: Project = {
@@ -44,6 +48,7 @@ const project: Project = {
   name: 'postgres',
   jwtSecret: 'secret',
   createdAt: new Date(0).toISOString(),
+  settings: noSettings(),
 };
 
 async function openWithProject(
@@ -56,8 +61,17 @@ async function openWithProject(
   return store;
 }
 
-function append(store: PostgresStore, room: string, payload = 'x'): Promise<RoomMessage> {
-  return store.append({ project: project.hash, room, payload, from: 'bob' });
+async function append(store: PostgresStore, room: string, payload = 'x'): Promise<RoomMessage> {
+  return stored(await store.append({ project: project.hash, room, payload, from: 'bob' }));
+}
+
+function appendKeyed(
+  store: PostgresStore,
+  room: string,
+  key: string,
+  payload = 'x',
+): Promise<Appended> {
+  return store.append({ project: project.hash, room, payload, from: 'bob', idempotencyKey: key });
 }
 
 function appendMany(store: PostgresStore, room: string, count: number): Promise<RoomMessage[]> {
@@ -335,7 +349,180 @@ describe('PostgresStore', () => {
     });
   });
 
+  describe('idempotency keys and the purge, several instances', () => {
+    const keepOne = { ...noSettings(), retention: { maxAgeSeconds: null, maxMessagesPerRoom: 1 } };
+    const purgeOptions = {
+      defaults: { maxAgeSeconds: null, maxMessagesPerRoom: null },
+      idempotencyWindowMs: 86_400_000,
+      limit: 10_000,
+    };
+
+    /** Has the project keep one message per room, and fills `rooms` rooms with 10 each. */
+    async function overfill(store: PostgresStore, rooms: number): Promise<void> {
+      await store.updateProject(project.hash, { settings: keepOne });
+      await Promise.all(
+        Array.from({ length: rooms }, (_, i) => appendMany(store, `room-${i}`, 10)),
+      );
+    }
+
+    it('20 appends with one key at once from two stores (two pools) store exactly one, and all name its id and seq', async () => {
+      const schema = await newSchema();
+      const a = await track(openWithProject(schema));
+      const b = await track(openWithProject(schema));
+      const rounds = 5;
+      for (let round = 0; round < rounds; round++) {
+        // Each store sends its ten in one batch: two transactions claiming the key at once.
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            appendKeyed(i % 2 ? a : b, 'contended', `k-${round}`, `copy ${i}`),
+          ),
+        );
+        const kept = answers.filter((answer) => !isDuplicate(answer));
+        assert.equal(kept.length, 1, `round ${round}: one stored`);
+        const first = stored(kept[0] as Appended);
+        assert.equal(first.seq, round + 1, 'the duplicates took no seq');
+        for (const answer of answers) {
+          assert.deepEqual(
+            { room: answer.room, id: answer.id, seq: answer.seq },
+            { room: 'contended', id: first.id, seq: first.seq },
+          );
+        }
+        assert.equal(answers.filter(isDuplicate).length, 19);
+      }
+      const rows = await a.range(project.hash, 'contended', 1, 100);
+      assert.deepEqual(
+        rows.map((m) => m.seq),
+        oneTo(rounds),
+      );
+      assert.equal(await b.lastSeq(project.hash, 'contended'), rounds);
+    });
+
+    it('two stores purging one schema at once: one purge runs, the other resolves 0', async () => {
+      const { store: first, proxy, schema } = await proxied();
+      const second = await track(openWithProject(schema));
+      await overfill(second, 200);
+      // The store behind the proxy sends the statement that takes the purge lock; PostgreSQL runs
+      // it, but its answer is held back. So that store's purge is under way, holding the lock,
+      // while the other store purges.
+      proxy.holdRepliesAfter(Buffer.from('pg_try_advisory_xact_lock'));
+      const running = first.purgeExpired({ ...purgeOptions, now: Date.now() });
+      await eventually('the first purge holds the lock', async () => {
+        const { rows } = await schemas.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND granted",
+          [PURGE_LOCK],
+        );
+        return rows[0]?.n === 1;
+      });
+      assert.equal(await second.purgeExpired({ ...purgeOptions, now: Date.now() }), 0);
+      assert.equal((await second.range(project.hash, 'room-7', 1, 10)).length, 10);
+      proxy.restore();
+      assert.equal(await running, 1800);
+      assert.deepEqual(
+        (await second.history(project.hash, 'room-7', { limit: 10 }))?.map((m) => m.seq),
+        [10],
+      );
+    });
+
+    it('while another session holds the purge lock, a purge resolves 0 and removes nothing', async () => {
+      const schema = await newSchema();
+      const a = await track(openWithProject(schema));
+      const b = await track(openWithProject(schema));
+      await overfill(a, 3);
+      const holder = new pg.Client({ connectionString: POSTGRES_URL });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PURGE_LOCK, schema]);
+        for (const store of [a, b]) {
+          assert.equal(await store.purgeExpired({ ...purgeOptions, now: Date.now() }), 0);
+        }
+        assert.equal((await a.range(project.hash, 'room-0', 1, 10)).length, 10);
+        await holder.query('COMMIT');
+        assert.equal(await b.purgeExpired({ ...purgeOptions, now: Date.now() }), 27);
+      } finally {
+        await holder.end();
+      }
+    });
+
+    it('migrates a schema that already has rows: no settings, seqs go on, keys work', async () => {
+      const schema = await newSchema();
+      const [first] = postgresMigrations;
+      assert.ok(first);
+      const old = new pg.Client({ connectionString: urlFor(schema) });
+      await old.connect();
+      try {
+        // What migrate() made of an empty schema before migration 2 existed.
+        await old.query(
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())',
+        );
+        await old.query(first.sql);
+        await old.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+          first.version,
+          first.name,
+        ]);
+        await old.query('INSERT INTO projects VALUES ($1, $2, $3, $4)', [
+          project.hash,
+          project.name,
+          project.jwtSecret,
+          project.createdAt,
+        ]);
+        await old.query("INSERT INTO room_seq VALUES ($1, 'old', 2)", [project.hash]);
+        await old.query(
+          "INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES ($1, 'old', 1, 'a', 's', 1), ($1, 'old', 2, 'b', 's', 2)",
+          [project.hash],
+        );
+      } finally {
+        await old.end();
+      }
+      const store = await track(PostgresStore.open(urlFor(schema)));
+      assert.deepEqual(await store.getProject(project.hash), project);
+      assert.deepEqual(
+        (await store.history(project.hash, 'old', { limit: 10 }))?.map((m) => m.payload),
+        ['a', 'b'],
+      );
+      const next = stored(await appendKeyed(store, 'old', 'k-after-migration'));
+      assert.equal(next.seq, 3);
+      assert.equal(isDuplicate(await appendKeyed(store, 'old', 'k-after-migration')), true);
+    });
+  });
+
   describe('faults', () => {
+    it('a keyed append whose COMMIT reached the server but whose answer was lost rejects; its retry answers the stored message, stored once', async () => {
+      const { store, proxy, schema } = await proxied();
+      await append(store, 'warm-up');
+      const count = async (): Promise<number> => {
+        const { rows } = await schemas.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ${schema}.messages WHERE room = 'lost'`,
+        );
+        return rows[0]?.n ?? 0;
+      };
+      // How the case is made real: the keyed batch is a transaction ending in COMMIT, sent by pg
+      // as one simple-query message ('Q', length, "COMMIT\0"). The proxy forwards that message
+      // to PostgreSQL, then holds back everything PostgreSQL answers on that connection; once the
+      // test's own connection sees the row (the COMMIT was applied), the cut drops the store's
+      // connection before it had its answer.
+      proxy.holdRepliesAfter(Buffer.from('COMMIT\u0000'));
+      const outcome = appendKeyed(store, 'lost', 'k-lost', 'once').then(
+        () => 'resolved',
+        () => 'rejected',
+      );
+      await eventually('the COMMIT was applied', async () => (await count()) === 1);
+      proxy.cut();
+      assert.equal(await outcome, 'rejected', 'the append could not know it was stored');
+      proxy.restore();
+      const { rows } = await schemas.query<{ id: string }>(
+        `SELECT id::text AS id FROM ${schema}.messages WHERE room = 'lost'`,
+      );
+      assert.deepEqual(await appendKeyed(store, 'lost', 'k-lost', 'once'), {
+        duplicate: true,
+        room: 'lost',
+        id: rows[0]?.id,
+        seq: 1,
+      });
+      assert.equal(await count(), 1, 'the retry stored nothing');
+      assert.equal((await append(store, 'lost')).seq, 2);
+    });
+
     it('while the database is cut, appends and ping reject quickly; afterwards it recovers by itself', async () => {
       const { store, proxy } = await proxied();
       assert.deepEqual(

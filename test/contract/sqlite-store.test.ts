@@ -6,11 +6,11 @@ import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { Project, RoomMessage } from '../../src/domain.js';
+import { isDuplicate, noSettings, type Project, type RoomMessage } from '../../src/domain.js';
 import { sqliteMigrations } from '../../src/store/migrations/sqlite.js';
 import { SqliteCheckpointer } from '../../src/store/sqlite-checkpointer.js';
 import { MAX_BATCH, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.js';
-import { storeContract } from './store.contract.js';
+import { storeContract, stored } from './store.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'socket-base-sqlite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,14 +18,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const newFile = (): string => join(dir, `nested-${++files}`, 'store.db');
 
-storeContract('SqliteStore on :memory:', async () => SqliteStore.open(':memory:'));
-storeContract('SqliteStore on a file', async () => SqliteStore.open(newFile()));
+storeContract('SqliteStore on :memory:', async (options) => SqliteStore.open(':memory:', options));
+storeContract('SqliteStore on a file', async (options) => SqliteStore.open(newFile(), options));
 
 const project: Project = {
   hash: 'p1',
   name: 'sqlite',
   jwtSecret: 'secret',
   createdAt: new Date(0).toISOString(),
+  settings: noSettings(),
 };
 
 async function openWithProject(
@@ -39,11 +40,13 @@ async function openWithProject(
 
 function appendMany(store: SqliteStore, room: string, count: number): Promise<RoomMessage[]> {
   return Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      store.append({ project: project.hash, room, payload: `m${i}`, from: 'bob' }),
+    Array.from({ length: count }, async (_, i) =>
+      stored(await store.append({ project: project.hash, room, payload: `m${i}`, from: 'bob' })),
     ),
   );
 }
+
+const NO_RETENTION = { maxAgeSeconds: null, maxMessagesPerRoom: null };
 
 const oneTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 const sortedSeqs = (messages: RoomMessage[]): number[] =>
@@ -121,12 +124,14 @@ describe('SqliteStore', () => {
 
   it('stores a lone UTF-16 surrogate as U+FFFD, the same in append and history', async () => {
     const store = await openWithProject(':memory:');
-    const sent = await store.append({
-      project: project.hash,
-      room: 'broken',
-      payload: 'a\uD800b\uDFFF😀',
-      from: 'bob',
-    });
+    const sent = stored(
+      await store.append({
+        project: project.hash,
+        room: 'broken',
+        payload: 'a\uD800b\uDFFF😀',
+        from: 'bob',
+      }),
+    );
     assert.equal(sent.payload, 'a\uFFFDb\uFFFD😀');
     assert.deepEqual(await store.history(project.hash, 'broken', { limit: 1 }), [sent]);
     await store.close();
@@ -160,30 +165,17 @@ describe('SqliteStore', () => {
   it('applies each migration once, however often the file is opened', async () => {
     const path = newFile();
     for (let i = 0; i < 3; i++) await SqliteStore.open(path).close();
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 
   it('continues the seqs of a file written before the counter rows were dropped', async () => {
-    const path = newFile();
-    mkdirSync(dirname(path), { recursive: true });
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    const first = sqliteMigrations.find((m) => m.version === 1);
-    assert.ok(first);
-    old.exec(first.sql);
-    old.exec(
-      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-        applied_at TEXT NOT NULL) STRICT;
-       INSERT INTO schema_migrations VALUES (1, 'v1', '1970-01-01T00:00:00.000Z');
-       INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+    const path = oldFile(
+      1,
+      `INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
        INSERT INTO room_seq VALUES ('p1', 'kept', 2);
        INSERT INTO messages (project, room, seq, payload, sender, ts)
          VALUES ('p1', 'kept', 1, 'a', 'bob', 1), ('p1', 'kept', 2, 'b', 'bob', 2);`,
     );
-    old.close();
     const store = SqliteStore.open(path);
     try {
       assert.equal(await store.lastSeq(project.hash, 'kept'), 2);
@@ -200,10 +192,57 @@ describe('SqliteStore', () => {
     } finally {
       await store.close();
     }
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
+    assertFullyMigrated(path);
+  });
+
+  it('migrates a file with rows written before settings and keys: no settings, keys and the purge work', async () => {
+    const path = oldFile(
+      2,
+      `INSERT INTO projects VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+       INSERT INTO messages (project, room, seq, payload, sender, ts)
+         VALUES ('p1', 'old', 1, 'a', 'bob', 1), ('p1', 'old', 2, 'b', 'bob', 2);`,
     );
+    const store = SqliteStore.open(path);
+    try {
+      assert.deepEqual(await store.getProject(project.hash), project);
+      const keyed = { project: project.hash, room: 'old', payload: 'c', from: 'bob' };
+      const third = stored(await store.append({ ...keyed, idempotencyKey: 'k' }));
+      assert.equal(third.seq, 3);
+      assert.equal(isDuplicate(await store.append({ ...keyed, idempotencyKey: 'k' })), true);
+      // Messages stored at ts 1 and 2 are far past an hour.
+      await store.updateProject(project.hash, {
+        settings: { ...noSettings(), retention: { maxAgeSeconds: 3600, maxMessagesPerRoom: null } },
+      });
+      const purge = { defaults: NO_RETENTION, idempotencyWindowMs: 86_400_000, limit: 100 };
+      assert.equal(await store.purgeExpired({ ...purge, now: Date.now() }), 2);
+      assert.deepEqual(await store.history(project.hash, 'old', { limit: 10 }), [third]);
+    } finally {
+      await store.close();
+    }
+    assertFullyMigrated(path);
+  });
+
+  it('a room emptied by the purge keeps its last seq in the file: opened again, the next message takes LAST+1', async () => {
+    const path = newFile();
+    const store = await openWithProject(path);
+    await store.updateProject(project.hash, {
+      settings: { ...noSettings(), retention: { maxAgeSeconds: 1, maxMessagesPerRoom: null } },
+    });
+    await appendMany(store, 'emptied', 5);
+    const purge = { defaults: NO_RETENTION, idempotencyWindowMs: 86_400_000, limit: 100 };
+    assert.equal(await store.purgeExpired({ ...purge, now: Date.now() + 60_000 }), 5);
+    await store.close();
+    const reopened = SqliteStore.open(path);
+    try {
+      assert.equal(await reopened.lastSeq(project.hash, 'emptied'), 5);
+      assert.deepEqual(await reopened.history(project.hash, 'emptied', { limit: 10 }), []);
+      const next = stored(
+        await reopened.append({ project: project.hash, room: 'emptied', payload: 'n', from: 'b' }),
+      );
+      assert.equal(next.seq, 6);
+    } finally {
+      await reopened.close();
+    }
   });
 
   it('copies the WAL back into the database file from its worker thread, not in commits', async () => {
@@ -228,7 +267,9 @@ describe('SqliteStore', () => {
     const a = await openWithProject(path);
     const b = SqliteStore.open(path);
     const calls = Array.from({ length: 400 }, (_, i) =>
-      (i % 2 ? a : b).append({ project: project.hash, room: 'shared', payload: `${i}`, from: 'x' }),
+      (i % 2 ? a : b)
+        .append({ project: project.hash, room: 'shared', payload: `${i}`, from: 'x' })
+        .then(stored),
     );
     const sent = await Promise.all(calls);
     assert.deepEqual(sortedSeqs(sent), oneTo(400));
@@ -294,10 +335,7 @@ describe('SqliteStore', () => {
       oneTo(total),
     );
     await store.close();
-    assert.deepEqual(
-      migrationVersions(path),
-      sqliteMigrations.map((m) => m.version),
-    );
+    assertFullyMigrated(path);
   });
 });
 
@@ -343,8 +381,8 @@ describe('SqliteStore beside another connection holding the write lock', () => {
     return result;
   }
 
-  function appendTo(store: SqliteStore, room: string, payload: string): Promise<RoomMessage> {
-    return store.append({ project: project.hash, room, payload, from: 'bob' });
+  async function appendTo(store: SqliteStore, room: string, payload: string): Promise<RoomMessage> {
+    return stored(await store.append({ project: project.hash, room, payload, from: 'bob' }));
   }
 
   async function payloadsOf(store: SqliteStore, room: string): Promise<string[]> {
@@ -386,7 +424,8 @@ describe('SqliteStore beside another connection holding the write lock', () => {
   it('createProject, setProjectSecret and deleteProject wait for the lock off the event loop', async () => {
     const created: Project = { ...project, hash: 'created', name: 'created' };
     // Committed by the other connection when it lets go: the store must see it then.
-    const doomed = `INSERT INTO projects VALUES ('doomed', 'doomed', 's', '${project.createdAt}')`;
+    const doomed = `INSERT INTO projects (hash, name, jwt_secret, created_at)
+      VALUES ('doomed', 'doomed', 's', '${project.createdAt}')`;
     await whileLocked({ sql: doomed, releaseAfterMs: HOLD_MS }, {}, async (store, held) => {
       const afterRelease = async (work: Promise<unknown>): Promise<boolean> => {
         await work;
@@ -514,13 +553,45 @@ function errorCode(error: unknown): unknown {
   return (error as { code?: unknown } | null)?.code;
 }
 
-function migrationVersions(path: string): number[] {
+/**
+ * A new file as a version of the store that knew migrations 1 to `version` left it, with `rows`
+ * written into it.
+ */
+function oldFile(version: number, rows: string): string {
+  const path = newFile();
+  mkdirSync(dirname(path), { recursive: true });
+  const old = new Database(path);
+  try {
+    old.pragma('journal_mode = WAL');
+    old.exec(
+      `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+        applied_at TEXT NOT NULL) STRICT`,
+    );
+    for (const migration of sqliteMigrations.filter((m) => m.version <= version)) {
+      old.exec(migration.sql);
+      old
+        .prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)')
+        .run(migration.version, migration.name, new Date(0).toISOString());
+    }
+    old.exec(rows);
+  } finally {
+    old.close();
+  }
+  return path;
+}
+
+/** Fails unless the file records every migration, each once. */
+function assertFullyMigrated(path: string): void {
   const db = new Database(path, { readonly: true });
   try {
-    return db
+    const versions = db
       .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
       .all()
       .map((row) => row.version);
+    assert.deepEqual(
+      versions,
+      sqliteMigrations.map((m) => m.version),
+    );
   } finally {
     db.close();
   }

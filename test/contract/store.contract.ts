@@ -1,21 +1,55 @@
 /**
  * The Store contract as a suite every implementation runs (see src/store/store.ts). The factory
  * gives a new Store per test, which the suite closes; projects get fresh random hashes, so a
- * factory may also hand out stores over one shared database.
+ * factory may also hand out stores over one shared database. Tests of the purge therefore give
+ * retention rules to their own projects only, except where they say so.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Project, RoomMessage } from '../../src/domain.js';
-import type { Store } from '../../src/store/store.js';
+import {
+  isDuplicate,
+  noSettings,
+  type Project,
+  type ProjectSettings,
+  type RoomMessage,
+} from '../../src/domain.js';
+import type { Appended, PurgeOptions, Store } from '../../src/store/store.js';
 
-function newProject(name = 'test'): Project {
+/** What a test may ask of the store it gets. */
+export interface ContractStoreOptions {
+  idempotencyWindowMs?: number;
+}
+
+export function newProject(name = 'test', settings: ProjectSettings = noSettings()): Project {
   return {
     hash: randomBytes(8).toString('hex'),
     name,
     jwtSecret: randomBytes(16).toString('hex'),
     createdAt: new Date().toISOString(),
+    settings,
   };
+}
+
+/** The stored message an append answered; fails on a duplicate's answer. */
+export function stored(appended: Appended): RoomMessage {
+  assert.ok(!isDuplicate(appended), `expected a stored message, got ${JSON.stringify(appended)}`);
+  return appended;
+}
+
+/** Settings with only the given retention values (the rest null). */
+function retention(values: Partial<ProjectSettings['retention']>): ProjectSettings {
+  const settings = noSettings();
+  Object.assign(settings.retention, values);
+  return settings;
+}
+
+const DAY_MS = 86_400_000;
+const NO_DEFAULTS = { maxAgeSeconds: null, maxMessagesPerRoom: null };
+
+/** Resolves once Date.now() is past `ts`: a message appended then has a later ts. */
+async function pastMs(ts: number): Promise<void> {
+  while (Date.now() <= ts) await new Promise((resolve) => setImmediate(resolve));
 }
 
 function seqs(messages: readonly RoomMessage[] | undefined): number[] {
@@ -23,7 +57,10 @@ function seqs(messages: readonly RoomMessage[] | undefined): number[] {
   return messages.map((m) => m.seq);
 }
 
-export function storeContract(name: string, factory: () => Promise<Store>): void {
+export function storeContract(
+  name: string,
+  factory: (options?: ContractStoreOptions) => Promise<Store>,
+): void {
   describe(name, () => {
     let store: Store;
     let project: Project;
@@ -39,13 +76,46 @@ export function storeContract(name: string, factory: () => Promise<Store>): void
     });
 
     async function send(room: string, payload: string, hash = project.hash): Promise<RoomMessage> {
-      return store.append({ project: hash, room, payload, from: 'alice' });
+      return stored(await store.append({ project: hash, room, payload, from: 'alice' }));
     }
 
-    async function sendMany(room: string, count: number): Promise<RoomMessage[]> {
+    async function sendMany(
+      room: string,
+      count: number,
+      hash = project.hash,
+    ): Promise<RoomMessage[]> {
       const sent: RoomMessage[] = [];
-      for (let i = 1; i <= count; i++) sent.push(await send(room, `m${i}`));
+      for (let i = 1; i <= count; i++) sent.push(await send(room, `m${i}`, hash));
       return sent;
+    }
+
+    function sendKeyed(room: string, payload: string, key: string, hash = project.hash) {
+      return store.append({ project: hash, room, payload, from: 'alice', idempotencyKey: key });
+    }
+
+    /** A project with these retention values, created in the store. */
+    async function projectKeeping(values: Partial<ProjectSettings['retention']>) {
+      const created = newProject('retained', retention(values));
+      await store.createProject(created);
+      return created;
+    }
+
+    /** Calls purgeExpired until a call removes fewer than `limit`; answers each call's count. */
+    async function purgeAll(options: Partial<PurgeOptions> = {}): Promise<number[]> {
+      const full: PurgeOptions = {
+        now: Date.now(),
+        defaults: NO_DEFAULTS,
+        idempotencyWindowMs: DAY_MS,
+        limit: 1000,
+        ...options,
+      };
+      const counts: number[] = [];
+      for (let call = 0; call < 1000; call++) {
+        const removed = await store.purgeExpired(full);
+        counts.push(removed);
+        if (removed < full.limit) return counts;
+      }
+      throw new Error(`purgeExpired did not finish: ${counts.join(',')}`);
     }
 
     describe('projects', () => {
@@ -67,7 +137,7 @@ export function storeContract(name: string, factory: () => Promise<Store>): void
         await store.createProject(second);
         const listed = await store.listProjects();
         for (const p of [project, second]) {
-          const { jwtSecret: _, ...summary } = p;
+          const { jwtSecret: _, settings: __, ...summary } = p;
           assert.deepEqual(
             listed.find((s) => s.hash === p.hash),
             summary,
@@ -280,12 +350,14 @@ export function storeContract(name: string, factory: () => Promise<Store>): void
 
       it('room names and senders with unusual Unicode round-trip too', async () => {
         const room = 'ру́м 🚪';
-        const sent = await store.append({
-          project: project.hash,
-          room,
-          payload: 'p',
-          from: 'ñ 😀',
-        });
+        const sent = stored(
+          await store.append({
+            project: project.hash,
+            room,
+            payload: 'p',
+            from: 'ñ 😀',
+          }),
+        );
         assert.deepEqual(await store.history(project.hash, room, { limit: 1 }), [sent]);
         assert.equal(sent.room, room);
         assert.equal(sent.from, 'ñ 😀');
@@ -395,6 +467,346 @@ export function storeContract(name: string, factory: () => Promise<Store>): void
         assert.deepEqual(await store.range(project.hash, 'ranged', 7, 9), []);
         assert.deepEqual(await store.range(project.hash, 'ranged', 4, 2), []);
         assert.deepEqual(await store.range(project.hash, 'nothing', 1, 10), []);
+      });
+    });
+
+    describe('project settings', () => {
+      const some = (): ProjectSettings => ({
+        retention: { maxAgeSeconds: 3600, maxMessagesPerRoom: null },
+        limits: { maxConnections: 10, maxConnectionsPerUser: null, maxMessagesPerSecond: 5 },
+      });
+
+      it('createProject stores the settings; getProject and getProjects return them, listProjects does not', async () => {
+        const configured = newProject('configured', some());
+        await store.createProject(configured);
+        assert.deepEqual(await store.getProject(configured.hash), configured);
+        assert.deepEqual(await store.getProjects([configured.hash]), [configured]);
+        const summary = (await store.listProjects()).find((p) => p.hash === configured.hash);
+        assert.deepEqual(summary, {
+          hash: configured.hash,
+          name: configured.name,
+          createdAt: configured.createdAt,
+        });
+      });
+
+      it('updateProject with a name only renames and keeps the settings', async () => {
+        const configured = newProject('before', some());
+        await store.createProject(configured);
+        const renamed = { ...configured, name: 'after' };
+        assert.deepEqual(await store.updateProject(configured.hash, { name: 'after' }), renamed);
+        assert.deepEqual(await store.getProject(configured.hash), renamed);
+      });
+
+      it('updateProject with settings only replaces them whole and keeps the name', async () => {
+        await store.updateProject(project.hash, { settings: some() });
+        const changed = noSettings();
+        changed.retention.maxMessagesPerRoom = 50;
+        const expected = { ...project, settings: changed };
+        assert.deepEqual(await store.updateProject(project.hash, { settings: changed }), expected);
+        assert.deepEqual(await store.getProject(project.hash), expected);
+        assert.deepEqual(await store.getProjects([project.hash]), [expected]);
+      });
+
+      it('updateProject with both changes both; with neither answers the project unchanged', async () => {
+        const expected = { ...project, name: 'both', settings: some() };
+        assert.deepEqual(
+          await store.updateProject(project.hash, { name: 'both', settings: some() }),
+          expected,
+        );
+        assert.deepEqual(await store.updateProject(project.hash, {}), expected);
+      });
+
+      it('updateProject of an unknown hash resolves undefined and creates nothing', async () => {
+        const unknown = newProject().hash;
+        assert.equal(
+          await store.updateProject(unknown, { name: 'x', settings: some() }),
+          undefined,
+        );
+        assert.equal(await store.getProject(unknown), undefined);
+      });
+    });
+
+    describe('idempotency keys', () => {
+      it('the same key twice stores one message; the second answers its place with duplicate: true', async () => {
+        const first = stored(await sendKeyed('keyed', 'once', 'k-1'));
+        const again = await sendKeyed('keyed', 'once', 'k-1');
+        assert.deepEqual(again, { duplicate: true, room: 'keyed', id: first.id, seq: first.seq });
+        assert.deepEqual(await store.history(project.hash, 'keyed', { limit: 10 }), [first]);
+        assert.equal(await store.lastSeq(project.hash, 'keyed'), 1);
+        assert.equal((await send('keyed', 'next')).seq, 2, 'the duplicate took no seq');
+      });
+
+      it('a used key makes a duplicate whatever the room, payload or sender', async () => {
+        const first = stored(await sendKeyed('here', 'one', 'k-any'));
+        const elsewhere = await store.append({
+          project: project.hash,
+          room: 'there',
+          payload: 'two',
+          from: 'bob',
+          idempotencyKey: 'k-any',
+        });
+        assert.deepEqual(elsewhere, { duplicate: true, room: 'here', id: first.id, seq: 1 });
+        assert.deepEqual(await store.history(project.hash, 'there', { limit: 10 }), []);
+        assert.equal(await store.lastSeq(project.hash, 'there'), 0);
+      });
+
+      it('two projects may use the same key: each stores its message', async () => {
+        const other = newProject();
+        await store.createProject(other);
+        const mine = stored(await sendKeyed('shared-key', 'mine', 'k-both'));
+        const theirs = stored(await sendKeyed('shared-key', 'theirs', 'k-both', other.hash));
+        assert.notEqual(mine.id, theirs.id);
+        assert.equal(theirs.seq, 1);
+        assert.deepEqual(await store.history(other.hash, 'shared-key', { limit: 10 }), [theirs]);
+        // In each project the key stays in force, for that project's message.
+        for (const [hash, first] of [
+          [project.hash, mine],
+          [other.hash, theirs],
+        ] as const) {
+          assert.deepEqual(await sendKeyed('shared-key', 'again', 'k-both', hash), {
+            duplicate: true,
+            room: 'shared-key',
+            id: first.id,
+            seq: 1,
+          });
+        }
+      });
+
+      it('a key twice in one batch: the first is stored, the second is its duplicate', async () => {
+        const [first, copy, plain, copyElsewhere] = await Promise.all([
+          sendKeyed('batch', 'one', 'k-batch'),
+          sendKeyed('batch', 'two', 'k-batch'),
+          send('batch', 'three'),
+          sendKeyed('other-room', 'four', 'k-batch'),
+        ]);
+        const kept = stored(first as Appended);
+        assert.equal(kept.seq, 1);
+        const place = { duplicate: true, room: 'batch', id: kept.id, seq: 1 };
+        assert.deepEqual(copy, place);
+        assert.deepEqual(copyElsewhere, place);
+        assert.equal(plain?.seq, 2, 'the copy took no seq');
+        assert.deepEqual(
+          (await store.history(project.hash, 'batch', { limit: 10 }))?.map((m) => m.payload),
+          ['one', 'three'],
+        );
+        assert.equal(await store.lastSeq(project.hash, 'other-room'), 0);
+      });
+
+      it('20 appends with one key at once store exactly one message', async () => {
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => sendKeyed('burst', `copy ${i}`, 'k-burst')),
+        );
+        const kept = answers.filter((answer) => !isDuplicate(answer));
+        assert.equal(kept.length, 1);
+        const place = { room: 'burst', id: stored(kept[0] as Appended).id, seq: 1 };
+        for (const answer of answers) {
+          assert.deepEqual({ room: answer.room, id: answer.id, seq: answer.seq }, place);
+        }
+        assert.equal(answers.filter(isDuplicate).length, 19);
+        assert.equal((await store.history(project.hash, 'burst', { limit: 50 }))?.length, 1);
+      });
+
+      it('a key first used longer ago than the window counts as unused, and is then used again', async () => {
+        await store.close();
+        const windowMs = 20;
+        store = await factory({ idempotencyWindowMs: windowMs });
+        if (!(await store.getProject(project.hash))) await store.createProject(project);
+        const first = stored(await sendKeyed('window', 'first', 'k-window'));
+        assert.equal(isDuplicate(await sendKeyed('window', 'within', 'k-window')), true);
+        await pastMs(first.ts + windowMs);
+        const second = stored(await sendKeyed('window', 'after', 'k-window'));
+        assert.equal(second.seq, 2);
+        assert.deepEqual(await sendKeyed('window', 'again', 'k-window'), {
+          duplicate: true,
+          room: 'window',
+          id: second.id,
+          seq: 2,
+        });
+      });
+
+      it('a keyed message to a missing project rejects alone and leaves its key unused', async () => {
+        const missing = newProject();
+        const results = await Promise.allSettled([
+          sendKeyed('mixed-keys', 'good', 'k-good'),
+          sendKeyed('mixed-keys', 'to nowhere', 'k-lost', missing.hash),
+          sendKeyed('mixed-keys', 'also good', 'k-other'),
+        ]);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['fulfilled', 'rejected', 'fulfilled'],
+        );
+        await store.createProject(missing);
+        const later = stored(
+          await sendKeyed('mixed-keys', 'now it exists', 'k-lost', missing.hash),
+        );
+        assert.equal(later.seq, 1);
+        assert.equal(isDuplicate(await sendKeyed('mixed-keys', 'again', 'k-good')), true);
+        assert.deepEqual(
+          (await store.history(project.hash, 'mixed-keys', { limit: 10 }))?.map((m) => m.seq),
+          [1, 2],
+        );
+      });
+
+      it('deleting a project removes its keys: a project created again under its hash uses them anew', async () => {
+        const before = stored(await sendKeyed('reborn-keys', 'before', 'k-reborn'));
+        assert.equal(isDuplicate(await sendKeyed('reborn-keys', 'copy', 'k-reborn')), true);
+        await store.deleteProject(project.hash);
+        await store.createProject(project);
+        const again = stored(await sendKeyed('reborn-keys', 'after', 'k-reborn'));
+        assert.equal(again.seq, 1);
+        assert.notEqual(again.id, before.id);
+        assert.equal(again.payload, 'after');
+      });
+    });
+
+    describe('history since', () => {
+      beforeEach(async () => {
+        await sendMany('positions', 10);
+      });
+      const since = (after: number, limit: number) =>
+        store.history(project.hash, 'positions', { since: after, limit });
+
+      it('returns the oldest `limit` messages with seq > since, oldest first', async () => {
+        assert.deepEqual(seqs(await since(4, 3)), [5, 6, 7]);
+        assert.deepEqual(seqs(await since(0, 2)), [1, 2]);
+        assert.deepEqual(seqs(await since(8, 10)), [9, 10]);
+      });
+
+      it('since the newest seq or beyond returns []', async () => {
+        assert.deepEqual(await since(10, 5), []);
+        assert.deepEqual(await since(1000, 5), []);
+      });
+    });
+
+    describe('purgeExpired', () => {
+      it('by count keeps the newest N messages of each room of the project, and no other project loses any', async () => {
+        const kept = await projectKeeping({ maxMessagesPerRoom: 3 });
+        await sendMany('long', 10, kept.hash);
+        await sendMany('short', 2, kept.hash);
+        const untouched = await sendMany('long', 10);
+        assert.deepEqual(await purgeAll(), [7]);
+        assert.deepEqual(seqs(await store.history(kept.hash, 'long', { limit: 100 })), [8, 9, 10]);
+        assert.deepEqual(seqs(await store.history(kept.hash, 'short', { limit: 100 })), [1, 2]);
+        assert.deepEqual(await store.history(project.hash, 'long', { limit: 100 }), untouched);
+        assert.equal(await store.lastSeq(kept.hash, 'long'), 10);
+        assert.equal((await send('long', 'next', kept.hash)).seq, 11);
+        assert.deepEqual(await purgeAll(), [1]);
+        assert.deepEqual(seqs(await store.history(kept.hash, 'long', { limit: 100 })), [9, 10, 11]);
+      });
+
+      it('by age removes the messages older than maxAgeSeconds, by ts', async () => {
+        const aged = await projectKeeping({ maxAgeSeconds: 60 });
+        const old = await sendMany('aged', 3, aged.hash);
+        await pastMs(Math.max(...old.map((m) => m.ts)));
+        const fresh = [
+          await send('aged', 'new 1', aged.hash),
+          await send('aged', 'new 2', aged.hash),
+        ];
+        const firstFresh = fresh[0]?.ts ?? 0;
+        // Exactly 60 s after the first fresh message: every older one is past the age, it is not.
+        await purgeAll({ now: firstFresh + 60_000 });
+        assert.deepEqual(await store.history(aged.hash, 'aged', { limit: 100 }), fresh);
+        assert.deepEqual(await store.range(aged.hash, 'aged', 1, 3), []);
+      });
+
+      it("a project's own values override the defaults; a null falls back to the default", async () => {
+        const own = await projectKeeping({ maxAgeSeconds: 3600, maxMessagesPerRoom: 2 });
+        const ageOnly = await projectKeeping({ maxAgeSeconds: 3600 });
+        const none = await projectKeeping({});
+        for (const p of [own, ageOnly, none]) await sendMany('mixed', 7, p.hash);
+        // Defaults that apply to every project of a shared database: other tests' rows may go too.
+        await purgeAll({
+          now: Date.now() + 60_000,
+          defaults: { maxAgeSeconds: 1, maxMessagesPerRoom: 5 },
+        });
+        assert.deepEqual(seqs(await store.history(own.hash, 'mixed', { limit: 100 })), [6, 7]);
+        assert.deepEqual(
+          seqs(await store.history(ageOnly.hash, 'mixed', { limit: 100 })),
+          [3, 4, 5, 6, 7],
+        );
+        assert.deepEqual(await store.history(none.hash, 'mixed', { limit: 100 }), []);
+        assert.equal(await store.lastSeq(none.hash, 'mixed'), 7);
+      });
+
+      it('a room emptied by the purge keeps its last seq: lastSeq and the next message go on from it', async () => {
+        // An hour, and purges an hour and a second ahead: what this test leaves is not due for
+        // the purges of the other tests, which count what they remove.
+        const aged = await projectKeeping({ maxAgeSeconds: 3600 });
+        const later = () => Date.now() + 3_601_000;
+        await sendMany('emptied', 3, aged.hash);
+        await purgeAll({ now: later() });
+        assert.deepEqual(await store.history(aged.hash, 'emptied', { limit: 10 }), []);
+        assert.equal(await store.lastSeq(aged.hash, 'emptied'), 3);
+        const next = await send('emptied', 'after the purge', aged.hash);
+        assert.equal(next.seq, 4);
+        assert.deepEqual(await store.history(aged.hash, 'emptied', { limit: 10, since: 0 }), [
+          next,
+        ]);
+        await purgeAll({ now: later() });
+        assert.equal(await store.lastSeq(aged.hash, 'emptied'), 4);
+        assert.equal((await send('emptied', 'again', aged.hash)).seq, 5);
+      });
+
+      it('idempotency keys outlive their messages, and go once older than the window', async () => {
+        const kept = await projectKeeping({ maxMessagesPerRoom: 1 });
+        const first = stored(await sendKeyed('keys', 'first', 'k-purge', kept.hash));
+        await send('keys', 'second', kept.hash);
+        await purgeAll();
+        assert.deepEqual(await store.range(kept.hash, 'keys', 1, 1), [], 'the message went');
+        assert.deepEqual(await sendKeyed('keys', 'retry', 'k-purge', kept.hash), {
+          duplicate: true,
+          room: 'keys',
+          id: first.id,
+          seq: 1,
+        });
+        // Every key of a shared database is older than a zero window: other tests' keys go too.
+        await purgeAll({ now: Date.now() + 1, idempotencyWindowMs: 0 });
+        const anew = stored(await sendKeyed('keys', 'anew', 'k-purge', kept.hash));
+        assert.equal(anew.seq, 3);
+        await purgeAll();
+        assert.deepEqual(await store.history(kept.hash, 'keys', { limit: 10 }), [anew]);
+      });
+
+      it('removes at most `limit` rows per call; repeated calls finish, then one removes none', async () => {
+        const kept = await projectKeeping({ maxMessagesPerRoom: 1 });
+        for (const room of ['a', 'b', 'c']) await sendMany(room, 9, kept.hash);
+        assert.deepEqual(await purgeAll({ limit: 5 }), [5, 5, 5, 5, 4]);
+        assert.deepEqual(await purgeAll({ limit: 5 }), [0]);
+        for (const room of ['a', 'b', 'c']) {
+          assert.deepEqual(seqs(await store.history(kept.hash, room, { limit: 10 })), [9]);
+        }
+      });
+
+      it('walks many rooms in bounded calls and purges each of them once', async () => {
+        const kept = await projectKeeping({ maxMessagesPerRoom: 1 });
+        const rooms = Array.from({ length: 600 }, (_, i) => `room-${i}`);
+        await Promise.all(
+          rooms.flatMap((room) => [send(room, 'old', kept.hash), send(room, 'new', kept.hash)]),
+        );
+        assert.deepEqual(await purgeAll({ limit: 250 }), [250, 250, 100]);
+        const left = await Promise.all(
+          rooms.map(async (room) => seqs(await store.history(kept.hash, room, { limit: 10 }))),
+        );
+        assert.deepEqual(
+          left,
+          rooms.map(() => [2]),
+        );
+      });
+
+      it('with a limit below 1 removes nothing', async () => {
+        const kept = await projectKeeping({ maxMessagesPerRoom: 1 });
+        await sendMany('zero', 3, kept.hash);
+        assert.equal(
+          await store.purgeExpired({
+            now: Date.now(),
+            defaults: NO_DEFAULTS,
+            idempotencyWindowMs: DAY_MS,
+            limit: 0,
+          }),
+          0,
+        );
+        assert.equal((await store.history(kept.hash, 'zero', { limit: 10 }))?.length, 3);
+        assert.deepEqual(await purgeAll(), [2]);
       });
     });
 

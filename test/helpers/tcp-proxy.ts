@@ -10,6 +10,13 @@ export interface TcpProxy {
    * bytes are held back, new connections are accepted but never reach the target.
    */
   freeze(): void;
+  /**
+   * Once a client sends bytes containing `marker` (which must arrive in one chunk: a short
+   * protocol message written at once), they still reach the target, but nothing the target sends
+   * back on that connection reaches the client: the request was made, its answer is lost. `cut`
+   * then drops the connection, as a network failing at that moment would.
+   */
+  holdRepliesAfter(marker: Buffer): void;
   /** Forwards again: new connections reach the target, held bytes are delivered. */
   restore(): void;
   /** Stops listening and destroys every connection. */
@@ -22,6 +29,8 @@ interface Link {
   /** Bytes held back while frozen, per direction. */
   toUpstream: Buffer[];
   toClient: Buffer[];
+  /** Whether the target's bytes are held back since the client sent the marker. */
+  holdingReplies: boolean;
 }
 
 /**
@@ -34,6 +43,7 @@ export async function startTcpProxy(
 ): Promise<TcpProxy> {
   let mode: 'open' | 'cut' | 'frozen' = 'open';
   const links = new Set<Link>();
+  let marker: Buffer | undefined;
 
   const destroy = (link: Link): void => {
     links.delete(link);
@@ -45,7 +55,7 @@ export async function startTcpProxy(
     const upstream = connect(targetPort, targetHost);
     link.upstream = upstream;
     upstream.on('data', (chunk: Buffer) => {
-      if (mode === 'frozen') link.toClient.push(chunk);
+      if (mode === 'frozen' || link.holdingReplies) link.toClient.push(chunk);
       else link.client.write(chunk);
     });
     upstream.on('error', () => destroy(link));
@@ -58,9 +68,19 @@ export async function startTcpProxy(
       client.resetAndDestroy();
       return;
     }
-    const link: Link = { client, upstream: undefined, toUpstream: [], toClient: [] };
+    const link: Link = {
+      client,
+      upstream: undefined,
+      toUpstream: [],
+      toClient: [],
+      holdingReplies: false,
+    };
     links.add(link);
     client.on('data', (chunk: Buffer) => {
+      if (marker?.length && chunk.includes(marker)) {
+        marker = undefined;
+        link.holdingReplies = true;
+      }
       if (mode === 'frozen' || !link.upstream) link.toUpstream.push(chunk);
       else link.upstream.write(chunk);
     });
@@ -87,9 +107,14 @@ export async function startTcpProxy(
     freeze() {
       mode = 'frozen';
     },
+    holdRepliesAfter(bytes) {
+      marker = bytes;
+    },
     restore() {
       mode = 'open';
+      marker = undefined;
       for (const link of links) {
+        link.holdingReplies = false;
         if (!link.upstream) {
           open(link);
           continue;

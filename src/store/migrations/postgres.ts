@@ -47,4 +47,34 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'project settings, idempotency keys, messages by age',
+    sql: `
+      -- The project's own settings (src/store/project-row.ts); '{}' reads as none.
+      ALTER TABLE projects ADD COLUMN settings JSONB NOT NULL DEFAULT '{}';
+
+      -- One row per key a project used: where its first message went. Apart from messages, so
+      -- that retention does not take it; message_id is no foreign key, as that message may be
+      -- gone. An append claims the key first (the primary key makes a concurrent claim of the
+      -- same key wait for this one's outcome) and fills message_id and seq once the message is
+      -- inserted, in the same transaction: others never see them NULL. No foreign key to
+      -- projects either: its check would lock the project row before the room counters, the
+      -- reverse of every other append's order, and deadlock with deleteProject; deleteProject
+      -- removes the keys itself, last. first_used (epoch ms) dates the key for the window.
+      CREATE TABLE idempotency_keys (
+        project TEXT NOT NULL,
+        key TEXT NOT NULL,
+        room TEXT NOT NULL,
+        message_id BIGINT,
+        seq BIGINT,
+        first_used BIGINT NOT NULL,
+        PRIMARY KEY (project, key)
+      );
+      CREATE INDEX idempotency_keys_by_age ON idempotency_keys (first_used);
+
+      -- The purge by age seeks each project's oldest messages here instead of scanning them.
+      CREATE INDEX messages_by_age ON messages (project, ts);
+    `,
+  },
 ];

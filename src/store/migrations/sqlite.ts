@@ -52,4 +52,38 @@ export const sqliteMigrations: readonly Migration[] = [
     // commit: about half of what a commit of a few messages wrote to the WAL.
     sql: 'DROP TABLE room_seq;',
   },
+  {
+    version: 3,
+    name: 'project settings, idempotency keys, room positions, messages by age',
+    sql: `
+      -- JSON of the project's own settings (src/store/project-row.ts); '{}' reads as none.
+      ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+
+      -- One row per key a project used: where its first message went. Apart from messages, so
+      -- that retention does not take it; message_id is no foreign key, as that message may be
+      -- gone. first_used (epoch ms) dates the key for the window and for the purge.
+      CREATE TABLE idempotency_keys (
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        room TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        first_used INTEGER NOT NULL,
+        PRIMARY KEY (project, key)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX idempotency_keys_by_age ON idempotency_keys (first_used);
+
+      -- A room's last seq, written by the purge when it removes the room's newest message, and
+      -- read only for a room with no message left: max(seq) of the messages stays the fast path.
+      CREATE TABLE room_positions (
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        room TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,
+        PRIMARY KEY (project, room)
+      ) STRICT, WITHOUT ROWID;
+
+      -- The purge by age seeks each project's oldest messages here instead of scanning them.
+      CREATE INDEX messages_by_age ON messages (project, ts);
+    `,
+  },
 ];
