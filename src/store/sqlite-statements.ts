@@ -1,0 +1,148 @@
+/**
+ * The SQL of SqliteStore (sqlite-store.ts), compiled once per connection, each statement with what
+ * it uses: the tables are those of migrations/sqlite.ts.
+ */
+import type Database from 'better-sqlite3';
+import type { ProjectSummary } from '../domain.js';
+import type { ProjectRow } from './project-row.js';
+
+export interface MessageRow {
+  id: number;
+  seq: number;
+  room: string;
+  payload: string;
+  sender: string;
+  ts: number;
+}
+
+const MESSAGE_COLUMNS = 'id, seq, room, payload, sender, ts';
+
+/** Where a key's first message went, and when. */
+export interface KeyRow {
+  room: string;
+  message_id: number;
+  seq: number;
+  first_used: number;
+}
+
+/** A project's effective retention: its own value, else the default; null: no such rule. */
+export interface RetentionRow {
+  project: string;
+  max_age_s: number | null;
+  keep: number | null;
+}
+
+export type Statements = ReturnType<typeof prepare>;
+type Page = [project: string, room: string, afterSeq: number, beforeSeq: number, limit: number];
+
+/** Every statement, compiled once per connection. */
+export function prepare(db: Database.Database) {
+  const messages = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project = ? AND room = ?`;
+  // A loose scan of UNIQUE (project, room, seq): one seek per room to the next room name, and
+  // one to each end of its seqs. `start` is how the first room compares with the one given.
+  const rooms = (start: '>' | '>=') => `
+    WITH RECURSIVE walk (room, n) AS (
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room ${start} @after), 1
+      UNION ALL
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room > walk.room), n + 1
+      FROM walk WHERE walk.room IS NOT NULL AND walk.n < @rooms
+    )
+    SELECT room,
+      (SELECT min(seq) FROM messages WHERE project = @project AND room = walk.room) AS first,
+      (SELECT max(seq) FROM messages WHERE project = @project AND room = walk.room) AS last
+    FROM walk WHERE room IS NOT NULL`;
+  type Walk = [{ project: string; after: string; rooms: number }];
+  type RoomEnds = { room: string; first: number | null; last: number | null };
+  return {
+    insertProject: db.prepare<[string, string, string, string, string]>(
+      'INSERT INTO projects (hash, name, jwt_secret, created_at, settings) VALUES (?, ?, ?, ?, ?)',
+    ),
+    updateProject: db.prepare<[string | null, string | null, string], ProjectRow>(
+      `UPDATE projects SET name = coalesce(?, name), settings = coalesce(?, settings)
+       WHERE hash = ? RETURNING *`,
+    ),
+    project: db.prepare<[string], ProjectRow>('SELECT * FROM projects WHERE hash = ?'),
+    projects: db.prepare<[], ProjectSummary>(
+      'SELECT hash, name, created_at AS createdAt FROM projects ORDER BY created_at, rowid',
+    ),
+    countProjects: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM projects'),
+    setSecret: db.prepare<[string, string]>('UPDATE projects SET jwt_secret = ? WHERE hash = ?'),
+    deleteMessages: db.prepare<[string]>('DELETE FROM messages WHERE project = ?'),
+    deleteKeys: db.prepare<[string]>('DELETE FROM idempotency_keys WHERE project = ?'),
+    deletePositions: db.prepare<[string]>('DELETE FROM room_positions WHERE project = ?'),
+    deleteProject: db.prepare<[string]>('DELETE FROM projects WHERE hash = ?'),
+    cursorSeq: db.prepare<[number, string, string], { seq: number }>(
+      'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',
+    ),
+    oldestBetween: db.prepare<Page, MessageRow>(
+      `${messages} AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
+    ),
+    newestBetween: db.prepare<Page, MessageRow>(
+      `${messages} AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    range: db.prepare<[string, string, number, number], MessageRow>(
+      `${messages} AND seq BETWEEN ? AND ? ORDER BY seq ASC`,
+    ),
+    // The room's newest seq, read from the end of UNIQUE (project, room, seq): no counter row to
+    // update per commit (that row's page was half of what each commit wrote). Only a room with no
+    // message left reads the position the purge kept (coalesce evaluates it only then).
+    lastSeq: db
+      .prepare<[string, string, string, string], number>(
+        `SELECT coalesce(
+          (SELECT max(seq) FROM messages WHERE project = ? AND room = ?),
+          (SELECT last_seq FROM room_positions WHERE project = ? AND room = ?),
+          0)`,
+      )
+      .pluck(),
+    newestSeq: db
+      .prepare<[string, string], number | null>(
+        'SELECT max(seq) FROM messages WHERE project = ? AND room = ?',
+      )
+      .pluck(),
+    keyUse: db.prepare<[string, string], KeyRow>(
+      'SELECT room, message_id, seq, first_used FROM idempotency_keys WHERE project = ? AND key = ?',
+    ),
+    useKey: db.prepare<[string, string, string, number, number, number]>(
+      `INSERT INTO idempotency_keys (project, key, room, message_id, seq, first_used)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (project, key) DO UPDATE SET room = excluded.room,
+         message_id = excluded.message_id, seq = excluded.seq, first_used = excluded.first_used`,
+    ),
+    // A scan of projects (a small table) for those with a rule; JSON null reads as SQL NULL.
+    retentionRules: db.prepare<[number | null, number | null], RetentionRow>(
+      `SELECT project, max_age_s, keep FROM (
+        SELECT hash AS project,
+          coalesce(json_extract(settings, '$.retention.maxAgeSeconds'), ?) AS max_age_s,
+          coalesce(json_extract(settings, '$.retention.maxMessagesPerRoom'), ?) AS keep
+        FROM projects
+      ) WHERE max_age_s IS NOT NULL OR keep IS NOT NULL`,
+    ),
+    // Seeks the project's oldest messages in messages_by_age (project, ts): a project with
+    // nothing to purge costs one seek.
+    purgeByAge: db.prepare<[string, number, number], { room: string; seq: number }>(
+      `DELETE FROM messages WHERE id IN (
+        SELECT id FROM messages WHERE project = ? AND ts < ? ORDER BY ts LIMIT ?
+      ) RETURNING room, seq`,
+    ),
+    // The room's oldest seqs, from the start of UNIQUE (project, room, seq).
+    purgeByCount: db.prepare<[string, string, number, number]>(
+      `DELETE FROM messages WHERE id IN (
+        SELECT id FROM messages WHERE project = ? AND room = ? AND seq <= ? ORDER BY seq LIMIT ?
+      )`,
+    ),
+    // The oldest keys, from the start of idempotency_keys_by_age.
+    purgeKeys: db.prepare<[number, number]>(
+      `DELETE FROM idempotency_keys WHERE (project, key) IN (
+        SELECT project, key FROM idempotency_keys WHERE first_used < ? ORDER BY first_used LIMIT ?
+      )`,
+    ),
+    emptyRoom: db.prepare<[string, string]>('DELETE FROM messages WHERE project = ? AND room = ?'),
+    keepPosition: db.prepare<[string, string, number]>(
+      `INSERT INTO room_positions (project, room, last_seq) VALUES (?, ?, ?)
+       ON CONFLICT (project, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`,
+    ),
+    roomsFromFirst: db.prepare<Walk, RoomEnds>(rooms('>=')),
+    roomsAfter: db.prepare<Walk, RoomEnds>(rooms('>')),
+    ping: db.prepare('SELECT 1'),
+  };
+}
