@@ -11,7 +11,12 @@ import { ERRORS } from '../errors.js';
 import { openStore, startServer } from '../main.js';
 import { createLogger } from '../observability/logger.js';
 import { checkProjectName } from '../tenancy/project-name.js';
-import { parseProjectPatch, projectView, serverDefaults } from '../tenancy/project-settings.js';
+import {
+  createdView,
+  parseProjectPatch,
+  projectView,
+  serverDefaults,
+} from '../tenancy/project-settings.js';
 import { Projects } from '../tenancy/projects.js';
 import { PROJECT_SET_OPTIONS, projectSetBody } from './project-flags.js';
 
@@ -125,7 +130,7 @@ async function run(argv: string[]): Promise<void> {
     const name = checkProjectName(values.name);
     if (typeof name !== 'string') throw new UsageError('projects create needs --name NAME');
     const project = await withProjects(config, (projects) => projects.create(name));
-    process.stdout.write(`${JSON.stringify(project)}\n`);
+    process.stdout.write(`${JSON.stringify(createdView(project))}\n`);
     return;
   }
   if (command === 'projects' && sub === 'list') {

@@ -4,7 +4,7 @@ import { isAdmin } from '../auth/admin-token.js';
 import type { ProjectSettings } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
-import { parseProjectPatch, projectView } from '../tenancy/project-settings.js';
+import { createdView, parseProjectPatch, projectView } from '../tenancy/project-settings.js';
 import type { Projects } from '../tenancy/projects.js';
 import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
@@ -75,12 +75,7 @@ export class AdminRoutes {
     const name = checkProjectName(body.value.name);
     if (typeof name !== 'string') return sendError(response, name.error);
     const project = await this.#projects.create(name);
-    sendJson(response, 201, {
-      hash: project.hash,
-      jwtSecret: project.jwtSecret,
-      name: project.name,
-      createdAt: project.createdAt,
-    });
+    sendJson(response, 201, createdView(project));
   }
 
   async #update(request: IncomingMessage, response: ServerResponse, hash: string): Promise<void> {
