@@ -11,8 +11,13 @@ import { ERRORS } from '../errors.js';
 import { openStore, startServer } from '../main.js';
 import { createLogger } from '../observability/logger.js';
 import { checkProjectName } from '../tenancy/project-name.js';
-import { parseProjectPatch, projectView, serverDefaults } from '../tenancy/project-settings.js';
-import { createdView, Projects } from '../tenancy/projects.js';
+import {
+  createdView,
+  parseProjectPatch,
+  projectView,
+  serverDefaults,
+} from '../tenancy/project-settings.js';
+import { Projects } from '../tenancy/projects.js';
 import { PROJECT_SET_OPTIONS, projectSetBody } from './project-flags.js';
 
 const USAGE = `Usage:

@@ -4,8 +4,8 @@ import { isAdmin } from '../auth/admin-token.js';
 import type { ProjectSettings } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
-import { parseProjectPatch, projectView } from '../tenancy/project-settings.js';
-import { createdView, type Projects } from '../tenancy/projects.js';
+import { createdView, parseProjectPatch, projectView } from '../tenancy/project-settings.js';
+import type { Projects } from '../tenancy/projects.js';
 import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
 const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;

@@ -130,6 +130,15 @@ export function projectView(project: Project, defaults: ProjectSettings): Projec
   };
 }
 
+/**
+ * The project as its creation answers it (`POST /admin/projects`, `projects create`): the one
+ * answer that shows the secret.
+ */
+export function createdView(project: Project): Omit<Project, 'settings'> {
+  const { hash, jwtSecret, name, createdAt } = project;
+  return { hash, jwtSecret, name, createdAt };
+}
+
 export function sameSettings(a: ProjectSettings, b: ProjectSettings): boolean {
   return JSON.stringify(ordered(a)) === JSON.stringify(ordered(b));
 }

@@ -47,14 +47,6 @@ export type Authentication =
   | { ok: true; project: Project; sub: string }
   | { ok: false; error: AuthFailure };
 
-/** What creating a project answers (the admin API and the CLI alike): its secret, shown once. */
-export function createdView(
-  project: Project,
-): Pick<Project, 'hash' | 'jwtSecret' | 'name' | 'createdAt'> {
-  const { hash, jwtSecret, name, createdAt } = project;
-  return { hash, jwtSecret, name, createdAt };
-}
-
 /**
  * 12 random bytes in base64url; never starting with `-`, so that `--hash HASH` on a command line
  * is not read as another option.
