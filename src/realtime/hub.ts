@@ -133,10 +133,14 @@ export class Hub {
     const joined = room.join(member, since, answer);
     if (joined === undefined) return undefined;
     const opened = room;
-    return joined.catch((error: unknown) => {
-      this.#closeIfIdle(member.project, opened);
-      throw error;
-    });
+    // A member that left (or went) while its join waited leaves the room with nobody in it.
+    return joined.then(
+      () => this.#closeIfIdle(member.project, opened),
+      (error: unknown) => {
+        this.#closeIfIdle(member.project, opened);
+        throw error;
+      },
+    );
   }
 
   leave(member: Member, roomName: string): void {
@@ -235,12 +239,15 @@ export class Hub {
   }
 
   #closeIfIdle(project: string, room: Room): void {
-    const index = this.#projects.get(project);
-    if (index === undefined || index.rooms.get(room.name) !== room || !room.idle) return;
+    if (!room.idle || room.closed) return;
     room.close();
-    index.rooms.delete(room.name);
+    // The project's index may have gone meanwhile (its last connection left while this room was
+    // opening): the room is closed all the same, and its topic let go unless a newer room has it.
+    const index = this.#projects.get(project);
+    const current = index?.rooms.get(room.name);
+    if (current === room) index?.rooms.delete(room.name);
     this.#events.onRoomsChanged(--this.#roomCount);
-    this.#unsubscribe(roomTopic(project, room.name));
+    if (current === undefined || current === room) this.#unsubscribe(roomTopic(project, room.name));
   }
 
   #releaseIfEmpty(project: string, index: ProjectIndex): void {

@@ -113,7 +113,14 @@ export class Room {
     this.#end(member);
   }
 
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   close(): void {
+    this.#closed = true;
     for (const replay of this.#recovering?.values() ?? []) replay.cancel();
     this.#recovering = undefined;
     this.stream.close();

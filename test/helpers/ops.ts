@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { RoomMessage } from '../../src/domain.js';
 import type { TestClient } from './client.js';
 import { nextSource } from './loopback.js';
 
@@ -300,14 +301,8 @@ export async function scrapeMetrics(baseUrl: string): Promise<Scrape> {
   };
 }
 
-export interface StoredMessage {
-  id: string;
-  seq: number;
-  room: string;
-  payload: string;
-  from: string;
-  ts: number;
-}
+/** A message as the history API answers it: the domain's stored message. */
+export type StoredMessage = RoomMessage;
 
 async function historyPage(
   baseUrl: string,

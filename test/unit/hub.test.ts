@@ -74,4 +74,18 @@ describe('Hub: who is where on this instance, and the subscriptions that follow'
     assert.equal(b.connection.closed, undefined);
     assert.deepEqual([...world.hub.projectHashes()], [other]);
   });
+
+  it('a member gone while its join waited for the room leaves no room (nor subscription) behind', async () => {
+    const { session } = world.session(project, 'ann');
+    await world.hub.add(session);
+    bus.mode = 'hold';
+    session.onText('{"type":"join","room":"brief"}');
+    await settle();
+    session.onClose();
+    bus.release();
+    await settle();
+    await settle();
+    assert.ok(bus.unsubscribed.includes(roomTopic(project, 'brief')));
+    assert.deepEqual([...world.hub.projectHashes()], []);
+  });
 });
