@@ -5,11 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDuplicate, type Project } from '../domain.js';
 import { type ErrorCode, UserError } from '../errors.js';
-import { codePointLength, parseHttpBody } from '../protocol/parse.js';
+import { parseHttpBody } from '../protocol/parse.js';
 import type { Messaging } from '../realtime/messaging.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
 import type { Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
+import { parseHistoryQuery, readHistory } from './history.js';
 import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 
 export interface ApiOptions {
@@ -23,8 +24,6 @@ export interface ApiOptions {
 }
 
 const HISTORY_PATH = /^\/api\/rooms\/([^/]+)\/messages$/;
-const DEFAULT_HISTORY_LIMIT = 50;
-const MAX_HISTORY_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
 const EXPOSED = { 'access-control-expose-headers': 'Retry-After' };
 
@@ -167,41 +166,15 @@ export class ApiRoutes {
     cors: Headers,
     fail: Fail,
   ): Promise<void> {
-    if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
-      return fail('roomTooLong');
-    }
-    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
-    const rawLimit = query.get('limit');
-    let limit = DEFAULT_HISTORY_LIMIT;
-    if (rawLimit !== null) {
-      if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1) return fail('invalidLimit');
-      limit = Math.min(Number(rawLimit), MAX_HISTORY_LIMIT);
-    }
-    const after = query.get('after') ?? undefined;
-    const before = query.get('before') ?? undefined;
-    const rawSince = query.get('since');
-    let since: number | undefined;
-    if (rawSince !== null) {
-      since = /^\d+$/.test(rawSince) ? Number(rawSince) : Number.NaN;
-      if (!Number.isSafeInteger(since) || after !== undefined || before !== undefined) {
-        return fail('invalidSince');
-      }
-    }
+    const search = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const query = parseHistoryQuery(room, search, this.#options.maxRoomLength);
+    if (!query.ok) return fail(query.error);
     if (!this.#spend(caller, fail)) return;
-    let messages: Awaited<ReturnType<Store['history']>>;
-    try {
-      messages = await this.#store.history(
-        caller.project.hash,
-        room,
-        since === undefined ? { limit, after, before } : { limit, since },
-      );
-    } catch {
-      return fail('storeUnavailable', { 'retry-after': '1' });
+    const read = await readHistory(this.#store, caller.project.hash, room, query.value);
+    if (!read.ok) {
+      return fail(read.error, read.error === 'storeUnavailable' ? { 'retry-after': '1' } : {});
     }
-    if (messages === undefined) return fail('unknownMessageId');
-    // Stores build each message with the keys in the documented order: id, seq, room, payload,
-    // from, ts.
-    sendJson(response, 200, { messages }, cors);
+    sendJson(response, 200, { messages: read.value }, cors);
   }
 
   /**
