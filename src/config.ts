@@ -46,6 +46,10 @@ export interface Config {
   retentionIntervalMs: number;
   idempotencyWindowS: number;
   recoveryMaxMessages: number;
+  /** A dead instance's connections stop being present, and counting, within this long. */
+  presenceTtlMs: number;
+  /** Projects with their own series on /metrics; the rest are summed under `_other`. */
+  metricsMaxProjects: number;
   corsOrigins: string[];
   trustProxy: string[];
   logLevel: string;
@@ -205,6 +209,8 @@ export function loadConfig(env: Env = process.env): Config {
     retentionIntervalMs: integer(env, 'RETENTION_INTERVAL_MS', 60000, 10, 86_400_000),
     idempotencyWindowS: integer(env, 'IDEMPOTENCY_WINDOW_S', 86400, 1, 2 ** 40),
     recoveryMaxMessages: integer(env, 'RECOVERY_MAX_MESSAGES', 1000, 0, 10_000_000),
+    presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30000, 100, 3_600_000),
+    metricsMaxProjects: integer(env, 'METRICS_MAX_PROJECTS', 1000, 0, 1_000_000),
     corsOrigins: list(env, 'CORS_ORIGINS', ['*']),
     trustProxy: list(env, 'TRUST_PROXY', []),
     logLevel,

@@ -1,6 +1,7 @@
 /**
  * Every close code the server sends, and whether a client should reconnect after it. The 4xxx codes
- * for auth and tenancy end for good; 1001, 1013 and 4009 invite a reconnect. `docs/errors.md`
+ * for auth and tenancy end for good; 1001, 1013, 4009 and 4029 invite a reconnect (4029 after a
+ * back-off: a project's connection limit frees up as its connections close). `docs/errors.md`
  * explains each, checked by a test.
  */
 export const CLOSE_CODES = {
@@ -15,6 +16,7 @@ export const CLOSE_CODES = {
   tokenExpired: { code: 4002, reason: 'Token expired', reconnect: false },
   unknownProject: { code: 4004, reason: 'Unknown project', reconnect: false },
   slowConsumer: { code: 4009, reason: 'Slow consumer', reconnect: true },
+  tooManyConnections: { code: 4029, reason: 'Too many connections', reconnect: true },
 } as const satisfies Record<string, CloseSpec>;
 
 export interface CloseSpec {
@@ -38,6 +40,7 @@ export const ERRORS = {
   payloadNotString: { message: 'Payload must be a string', status: 400 },
   invalidSince: { message: 'Invalid since', status: 400 },
   invalidIdempotencyKey: { message: 'Invalid idempotency key', status: 400 },
+  invalidPresence: { message: 'Invalid presence', status: 400 },
   roomTooLong: { message: 'Room name too long', status: 400 },
   tooManyRooms: { message: 'Too many rooms', status: 400 },
   notMember: { message: 'You must join the room first', status: 403 },
@@ -68,7 +71,11 @@ export const ERRORS = {
   invalidSettings: { message: 'Invalid settings', status: 400 },
   shuttingDown: { message: 'Server is shutting down', status: 503 },
   serverAtCapacity: { message: 'Server at capacity', status: 503 },
-  tooManyConnections: { message: 'Too many connections', status: 429 },
+  tooManyConnections: {
+    message: 'Too many connections',
+    status: 429,
+    close: CLOSE_CODES.tooManyConnections.code,
+  },
   invalidPath: { message: 'Invalid path', status: 400 },
   internal: { message: 'Internal error', status: 500 },
 } as const satisfies Record<string, ErrorSpec>;

@@ -8,6 +8,8 @@ import { signProjectToken } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
+import type { ClusterState } from './cluster/cluster-state.js';
+import { MemoryClusterState } from './cluster/memory-cluster-state.js';
 import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
@@ -22,6 +24,8 @@ import { Delivery } from './realtime/delivery.js';
 import { Gateway } from './realtime/gateway.js';
 import { Hub, type HubOptions } from './realtime/hub.js';
 import { Messaging } from './realtime/messaging.js';
+import { Presence } from './realtime/presence.js';
+import { ProjectLimits } from './realtime/project-limits.js';
 import { REPLAY_DEFAULTS } from './realtime/replay.js';
 import { JOIN_TIMEOUT_MS } from './realtime/room.js';
 import { STREAM_DEFAULTS } from './realtime/room-stream.js';
@@ -29,7 +33,7 @@ import type { SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store, StoreStats } from './store/store.js';
-import { serverDefaults } from './tenancy/project-settings.js';
+import { limitsReader, serverDefaults } from './tenancy/project-settings.js';
 import { Projects } from './tenancy/projects.js';
 import { Retention } from './tenancy/retention.js';
 import { prepareFrame, WsTransport } from './transport/ws-transport.js';
@@ -74,10 +78,17 @@ async function openBus(config: Config, logger: Logger): Promise<Bus> {
   }).catch(unusable('REDIS_URL', config.redisUrl));
 }
 
+/** Presence and counts in this process (shared through Redis once redis-cluster-state.ts lands). */
+async function openClusterState(config: Config): Promise<ClusterState> {
+  const memory = new MemoryClusterState({ ttlMs: config.presenceTtlMs });
+  await memory.start();
+  return memory;
+}
+
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
   const { logger } = options;
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
-  const metrics = new Metrics();
+  const metrics = new Metrics(config.metricsMaxProjects);
   const store = await openStore(config, {
     onBatch: (size, seconds) => {
       metrics.storeBatchSize.observe(size);
@@ -92,26 +103,49 @@ export async function startServer(config: Config, options: StartOptions): Promis
     await store.close();
     throw error;
   }
+  let cluster: ClusterState;
+  try {
+    cluster = await openClusterState(config);
+  } catch (error) {
+    await bus.close();
+    await store.close();
+    throw error;
+  }
   const projects = new Projects(store, bus);
-  const messaging = new Messaging(store, bus, {
-    onAccepted: (kind, via) => {
-      metrics.hot.messagesIn[kind][via]++;
+  const projectLimits = new ProjectLimits(
+    cluster,
+    limitsReader((hash) => projects.settingsOf(hash), serverDefaults(config)),
+  );
+  const messaging = new Messaging(
+    store,
+    bus,
+    {
+      onAccepted: (project, kind, via) => {
+        metrics.hot.messagesIn[kind][via]++;
+        metrics.projects.of(project).messagesIn++;
+      },
+      onStored: (project) => cluster.recordStored(project, 1),
+      onPublished: () => {
+        metrics.hot.busPublished++;
+      },
+      onPublishFailed: (error) => {
+        metrics.busPublishFailures.inc();
+        logger.warn({ err: error }, 'stored message not published; publishing it again');
+      },
+      onRepublished: () => metrics.busRepublished.inc(),
+      onRepublishDropped: () => {
+        metrics.busRepublishDropped.inc();
+        logger.error('stored message given up after its publish kept failing');
+      },
     },
-    onPublished: () => {
-      metrics.hot.busPublished++;
-    },
-    onPublishFailed: (error) => {
-      metrics.busPublishFailures.inc();
-      logger.warn({ err: error }, 'stored message not published; publishing it again');
-    },
-    onRepublished: () => metrics.busRepublished.inc(),
-    onRepublishDropped: () => {
-      metrics.busRepublishDropped.inc();
-      logger.error('stored message given up after its publish kept failing');
-    },
+    projectLimits,
+  );
+  const presence = new Presence(cluster, bus, prepareFrame, {
+    onEventLost: (error) => logger.warn({ err: error }, 'presence event not published'),
   });
   const delivery = new Delivery(prepareFrame, {
-    onDelivered: (kind, count) => {
+    onDelivered: (project, kind, count) => {
+      metrics.projects.of(project).messagesOut += count;
       if (kind === 'message') metrics.hot.messageDeliveries += count;
       else metrics.hot.broadcastDeliveries += count;
     },
@@ -127,7 +161,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     },
     hubOptions(config),
   );
-  const dispatcher = new BusDispatcher(hub, projects, delivery, () => {
+  const dispatcher = new BusDispatcher(hub, projects, delivery, presence, () => {
     metrics.hot.busReceived++;
   });
   projects.onChange((event) => {
@@ -155,23 +189,31 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const context: SessionContext = {
     hub,
     messaging,
+    presence,
+    projectLimits,
     limits: config,
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
     onClosed: (session) => {
       metrics.connections.dec();
+      metrics.projects.of(session.project).connections--;
       logger.debug({ connectionId: session.id }, 'connection closed');
     },
-    onRateLimited: () => metrics.rateLimited.inc({ via: 'ws' }),
+    onRateLimited: (project) => {
+      metrics.rateLimited.inc({ via: 'ws' });
+      metrics.projects.of(project).refusals.rate_limited++;
+    },
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
   };
-  const refused = (reason: string, address: string): void => {
+  const refused = (reason: string, address: string, project?: string): void => {
     metrics.connectionsRefused.inc({ reason });
+    if (project !== undefined) metrics.projects.of(project).refusals.too_many_connections++;
     logger.debug({ reason, address }, 'connection refused');
   };
   const gateway = new Gateway(projects, context, {
     onOpen: (session, address) => {
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
+      metrics.projects.of(session.project).connections++;
       logger.debug(
         { connectionId: session.id, project: session.project, user: session.user, address },
         'connection opened',
@@ -182,10 +224,13 @@ export async function startServer(config: Config, options: StartOptions): Promis
 
   const adminToken = config.adminToken ?? generateAdminToken();
   let shuttingDown = false;
-  const api = new ApiRoutes(projects, messaging, store, {
+  const api = new ApiRoutes(projects, messaging, store, presence, {
     ...config,
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
-    onRateLimited: () => metrics.rateLimited.inc({ via: 'http' }),
+    onRateLimited: (project) => {
+      metrics.rateLimited.inc({ via: 'http' });
+      metrics.projects.of(project).refusals.rate_limited++;
+    },
   });
   const routes: Routes = {
     api,
@@ -298,6 +343,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
       // A purge batch still running uses the store: it finishes before the store closes.
       await retentionStopped;
       await store.close();
+      // Its lease is given up at once: its users leave presence, and their events go out, now.
+      await cluster.close();
       await bus.close();
       logger.info('stopped');
     })();

@@ -22,6 +22,8 @@ import type { RoomMessage } from '../domain.js';
 export type BusEvent =
   | { kind: 'message'; project: string; message: RoomMessage }
   | { kind: 'broadcast'; project: string; payload: string; from: string; ts: number }
+  /** A user became present in a room (first connection in), or stopped being (last one out). */
+  | { kind: 'presence'; project: string; room: string; user: string; present: boolean }
   | { kind: 'project-created'; project: string }
   | { kind: 'project-rotated'; project: string }
   | { kind: 'project-updated'; project: string }

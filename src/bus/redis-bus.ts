@@ -345,6 +345,11 @@ export function parseBusEvent(value: unknown): BusEvent | undefined {
       if (!isString(payload) || !isString(from) || !isNumber(ts)) return undefined;
       return { kind: 'broadcast', project, payload, from, ts };
     }
+    case 'presence': {
+      const { room, user, present } = value;
+      if (!isString(room) || !isString(user) || typeof present !== 'boolean') return undefined;
+      return { kind: 'presence', project, room, user, present };
+    }
     case 'project-created':
     case 'project-rotated':
     case 'project-updated':

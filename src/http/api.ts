@@ -1,16 +1,17 @@
 /**
- * `/api/*`: publish into rooms, broadcast, read history. Checks run in the contract's order:
- * x-hash, project, token, body size, body (or the history query), rate limit, then the store and bus.
+ * `/api/*`: publish into rooms, broadcast, read history and presence. Checks run in the contract's
+ * order: x-hash, project, token, body size, body (or the query), rate limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDuplicate, type Project } from '../domain.js';
 import { type ErrorCode, UserError } from '../errors.js';
-import { parseHttpBody } from '../protocol/parse.js';
+import { codePointLength, parseHttpBody } from '../protocol/parse.js';
 import type { Messaging } from '../realtime/messaging.js';
+import type { Presence } from '../realtime/presence.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
 import type { Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
-import { parseHistoryQuery, readHistory } from './history.js';
+import { parseHistoryQuery, parseLimit, readHistory } from './history.js';
 import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 
 export interface ApiOptions {
@@ -20,10 +21,12 @@ export interface ApiOptions {
   rateBurst: number;
   corsOrigins: string[];
   onError(code: ErrorCode): void;
-  onRateLimited(): void;
+  onRateLimited(project: string): void;
 }
 
-const HISTORY_PATH = /^\/api\/rooms\/([^/]+)\/messages$/;
+const ROOM_PATH = /^\/api\/rooms\/([^/]+)\/(messages|presence)$/;
+const DEFAULT_PRESENCE_LIMIT = 100;
+const MAX_PRESENCE_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
 const EXPOSED = { 'access-control-expose-headers': 'Retry-After' };
 
@@ -38,15 +41,23 @@ export class ApiRoutes {
   readonly #projects: Projects;
   readonly #messaging: Messaging;
   readonly #store: Store;
+  readonly #presence: Presence;
   readonly #options: ApiOptions;
   /** One rate-limit bucket per project and user, forgotten once it has refilled. */
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(projects: Projects, messaging: Messaging, store: Store, options: ApiOptions) {
+  constructor(
+    projects: Projects,
+    messaging: Messaging,
+    store: Store,
+    presence: Presence,
+    options: ApiOptions,
+  ) {
     this.#projects = projects;
     this.#messaging = messaging;
     this.#store = store;
+    this.#presence = presence;
     this.#options = options;
     this.#sweeper = setInterval(() => this.#sweep(), BUCKET_SWEEP_MS);
     this.#sweeper.unref();
@@ -80,6 +91,9 @@ export class ApiRoutes {
     }
     if (route.kind === 'history') {
       return this.#history(request, response, caller, route.room, cors, fail);
+    }
+    if (route.kind === 'presence') {
+      return this.#presenceRead(request, response, caller, route.room, cors, fail);
     }
     let text: string;
     try {
@@ -123,6 +137,7 @@ export class ApiRoutes {
       }
     } catch (error) {
       const code = error instanceof UserError ? error.code : 'internal';
+      if (code === 'rateLimited') this.#options.onRateLimited(caller.project.hash);
       fail(code, code === 'internal' ? {} : { 'retry-after': '1' });
     }
   }
@@ -132,7 +147,7 @@ export class ApiRoutes {
     path: string,
   ):
     | { kind: 'message' | 'broadcast' }
-    | { kind: 'history'; room: string }
+    | { kind: 'history' | 'presence'; room: string }
     | 'notFound'
     | 'methodNotAllowed'
     | 'invalidPath' {
@@ -140,12 +155,12 @@ export class ApiRoutes {
       if (method !== 'POST') return 'methodNotAllowed';
       return { kind: path === '/api/message' ? 'message' : 'broadcast' };
     }
-    const history = HISTORY_PATH.exec(path);
-    if (history === null) return decodePath(path) === undefined ? 'invalidPath' : 'notFound';
-    const room = decodePath(history[1] ?? '');
+    const read = ROOM_PATH.exec(path);
+    if (read === null) return decodePath(path) === undefined ? 'invalidPath' : 'notFound';
+    const room = decodePath(read[1] ?? '');
     if (room === undefined) return 'invalidPath';
     if (method !== 'GET') return 'methodNotAllowed';
-    return { kind: 'history', room };
+    return { kind: read[2] === 'presence' ? 'presence' : 'history', room };
   }
 
   async #authenticate(request: IncomingMessage): Promise<Caller | ErrorCode> {
@@ -177,8 +192,36 @@ export class ApiRoutes {
     sendJson(response, 200, { messages: read.value }, cors);
   }
 
+  /** `GET /api/rooms/:room/presence?limit=100&after=U`: one page of the room's users. */
+  async #presenceRead(
+    request: IncomingMessage,
+    response: ServerResponse,
+    caller: Caller,
+    room: string,
+    cors: Headers,
+    fail: Fail,
+  ): Promise<void> {
+    if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
+      return fail('roomTooLong');
+    }
+    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const limit = parseLimit(query.get('limit'), DEFAULT_PRESENCE_LIMIT, MAX_PRESENCE_LIMIT);
+    if (!limit.ok) return fail(limit.error);
+    if (!this.#spend(caller, fail)) return;
+    const page = await this.#presence.read(
+      caller.project.hash,
+      room,
+      query.get('after') ?? undefined,
+      limit.value,
+    );
+    const body = page.partial
+      ? { users: page.users, count: page.count, partial: true }
+      : { users: page.users, count: page.count };
+    sendJson(response, 200, body, cors);
+  }
+
   /**
-   * Takes a token from the caller's bucket, which sends and history reads share; false once the
+   * Takes a token from the caller's bucket, which sends, history and presence reads share; false once the
    * 429 has been answered.
    */
   #spend(caller: Caller, fail: Fail): boolean {
@@ -189,7 +232,7 @@ export class ApiRoutes {
       this.#buckets.set(key, bucket);
     }
     if (bucket.take()) return true;
-    this.#options.onRateLimited();
+    this.#options.onRateLimited(caller.project.hash);
     fail('rateLimited', { 'retry-after': String(bucket.retryAfterSeconds()) });
     return false;
   }

@@ -18,6 +18,56 @@ export interface HotCounts {
   messagesIn: Record<'message' | 'broadcast', Record<'ws' | 'http', number>>;
 }
 
+/** One project's figures on this instance, counted like HotCounts. */
+export interface ProjectCounts {
+  connections: number;
+  messagesIn: number;
+  messagesOut: number;
+  refusals: Record<ProjectRefusal, number>;
+}
+
+export type ProjectRefusal = 'rate_limited' | 'too_many_connections';
+
+/** The label of every project past METRICS_MAX_PROJECTS. */
+export const OTHER_PROJECTS = '_other';
+
+function projectCounts(): ProjectCounts {
+  return {
+    connections: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    refusals: { rate_limited: 0, too_many_connections: 0 },
+  };
+}
+
+/**
+ * Per-project figures for at most `max` projects (the first seen), so that a deployment with many
+ * tenants cannot grow the scrape without bound; the rest are summed under `_other`.
+ */
+export class ProjectSeries {
+  readonly #byProject = new Map<string, ProjectCounts>();
+  readonly #other = projectCounts();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  of(project: string): ProjectCounts {
+    let counts = this.#byProject.get(project);
+    if (counts !== undefined) return counts;
+    if (this.#byProject.size >= this.#max) return this.#other;
+    counts = projectCounts();
+    this.#byProject.set(project, counts);
+    return counts;
+  }
+
+  *entries(): IterableIterator<[string, ProjectCounts]> {
+    yield* this.#byProject;
+    yield [OTHER_PROJECTS, this.#other];
+  }
+}
+
 function scraped(read: () => number) {
   return function (this: Counter) {
     this.reset();
@@ -32,8 +82,16 @@ function scrapedByLabels(read: () => [Record<string, string>, number][]) {
   };
 }
 
+function gaugedByLabels(read: () => [Record<string, string>, number][]) {
+  return function (this: Gauge<string>) {
+    this.reset();
+    for (const [labels, value] of read()) this.set(labels, value);
+  };
+}
+
 export class Metrics {
   readonly registry = new Registry();
+  readonly projects: ProjectSeries;
   readonly hot: HotCounts = {
     framesIn: 0,
     framesOut: 0,
@@ -172,7 +230,52 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  readonly projectConnections = new Gauge({
+    name: 'socketbase_project_connections',
+    help: 'Open WebSocket connections on this instance, by project',
+    labelNames: ['project'],
+    registers: [this.registry],
+    collect: gaugedByLabels(() =>
+      [...this.projects.entries()].map(([project, counts]) => [{ project }, counts.connections]),
+    ),
+  });
+  readonly projectMessagesIn = new Counter({
+    name: 'socketbase_project_messages_in_total',
+    help: 'Room messages and broadcasts accepted, by project',
+    labelNames: ['project'],
+    registers: [this.registry],
+    collect: scrapedByLabels(() =>
+      [...this.projects.entries()].map(([project, counts]) => [{ project }, counts.messagesIn]),
+    ),
+  });
+  readonly projectMessagesOut = new Counter({
+    name: 'socketbase_project_messages_out_total',
+    help: 'Room messages and broadcasts delivered to connections, by project',
+    labelNames: ['project'],
+    registers: [this.registry],
+    collect: scrapedByLabels(() =>
+      [...this.projects.entries()].map(([project, counts]) => [{ project }, counts.messagesOut]),
+    ),
+  });
+  readonly projectRefusals = new Counter({
+    name: 'socketbase_project_refusals_total',
+    help: 'Frames, requests and connections refused by a limit, by project and reason',
+    labelNames: ['project', 'reason'],
+    registers: [this.registry],
+    collect: scrapedByLabels(() =>
+      [...this.projects.entries()].flatMap(([project, counts]) =>
+        (['rate_limited', 'too_many_connections'] as const).map(
+          (reason): [Record<string, string>, number] => [
+            { project, reason },
+            counts.refusals[reason],
+          ],
+        ),
+      ),
+    ),
+  });
+
+  constructor(maxProjects = 1000) {
+    this.projects = new ProjectSeries(maxProjects);
     collectDefaultMetrics({ register: this.registry });
   }
 }

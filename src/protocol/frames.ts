@@ -5,10 +5,11 @@ export type Ref = string | number;
 
 /** Frames a client may send, after parsing: a discriminated union on `type`. */
 export type ClientFrame =
-  | { type: 'join'; room: string; since?: number; ref?: Ref }
+  | { type: 'join'; room: string; since?: number; presence?: boolean; ref?: Ref }
   | { type: 'leave'; room: string; ref?: Ref }
   | { type: 'message'; room: string; payload: string; idempotencyKey?: string; ref?: Ref }
   | { type: 'broadcast'; payload: string; ref?: Ref }
+  | { type: 'presence'; room: string; ref?: Ref }
   | { type: 'ping'; ref?: Ref };
 
 export type ClientFrameType = ClientFrame['type'];
@@ -29,7 +30,22 @@ export type ServerFrame =
       duplicate?: true;
     }
   | ({ type: 'message' } & RoomMessage)
-  | { type: 'broadcast'; payload: string; from: string; ts: number };
+  | { type: 'broadcast'; payload: string; from: string; ts: number }
+  | {
+      type: 'presence';
+      room: string;
+      users: PresentUser[];
+      count: number;
+      partial?: true;
+      ref?: Ref;
+    }
+  | { type: 'presence_join' | 'presence_leave'; room: string; user: string };
+
+/** One user present in a room, with how many of their connections are in it. */
+export interface PresentUser {
+  user: string;
+  connections: number;
+}
 
 export function messageFrame(message: RoomMessage): string {
   // Key order is part of what clients see; build it explicitly rather than spreading a row.

@@ -13,9 +13,9 @@ export interface ParseLimits {
 /** A failure carries the frame's `ref` once it was read as valid (step 2 on). */
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ErrorCode; ref?: Ref };
 
-const NEEDS_ROOM = new Set(['join', 'leave', 'message']);
+const NEEDS_ROOM = new Set(['join', 'leave', 'message', 'presence']);
 const NEEDS_PAYLOAD = new Set(['message', 'broadcast']);
-const KNOWN_TYPES = new Set(['join', 'leave', 'message', 'broadcast', 'ping']);
+const KNOWN_TYPES = new Set(['join', 'leave', 'message', 'broadcast', 'presence', 'ping']);
 const MAX_REF_LENGTH = 64;
 const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 
@@ -98,10 +98,14 @@ function checkFields(
   if (key !== undefined && key !== null && !isIdempotencyKey(key)) {
     return fail('invalidIdempotencyKey', ref);
   }
+  const presence = type === 'join' ? body.presence : undefined;
+  if (presence !== undefined && presence !== null && typeof presence !== 'boolean') {
+    return fail('invalidPresence', ref);
+  }
   if (needsRoom && codePointLength(room as string, limits.maxRoomLength) > limits.maxRoomLength) {
     return fail('roomTooLong', ref);
   }
-  const frame = build(type, room as string, payload as string, since, key);
+  const frame = build(type, room as string, payload as string, since, key, presence === true);
   if (ref !== undefined) frame.ref = ref;
   return { ok: true, value: frame };
 }
@@ -112,10 +116,15 @@ function build(
   payload: string,
   since: unknown,
   key: unknown,
+  presence: boolean,
 ): ClientFrame {
   switch (type) {
-    case 'join':
-      return typeof since === 'number' ? { type: 'join', room, since } : { type: 'join', room };
+    case 'join': {
+      const join: Extract<ClientFrame, { type: 'join' }> = { type: 'join', room };
+      if (typeof since === 'number') join.since = since;
+      if (presence) join.presence = true;
+      return join;
+    }
     case 'leave':
       return { type: 'leave', room };
     case 'message':
@@ -124,6 +133,8 @@ function build(
         : { type: 'message', room, payload };
     case 'broadcast':
       return { type: 'broadcast', payload };
+    case 'presence':
+      return { type: 'presence', room };
     default:
       return { type: 'ping' };
   }

@@ -8,7 +8,7 @@ import type { PreparedFrame, PrepareFrame } from '../transport/connection.js';
 import type { Member } from './hub.js';
 
 export interface DeliveryEvents {
-  onDelivered(kind: 'message' | 'broadcast', count: number): void;
+  onDelivered(project: string, kind: 'message' | 'broadcast', count: number): void;
 }
 
 /** Sends one serialised frame to each member; returns how many it was handed to. */
@@ -27,14 +27,24 @@ export class Delivery {
   }
 
   /** A room message, in its room's seq order, to the room's members here. */
-  readonly roomMessage = (members: ReadonlySet<Member>, message: RoomMessage): void => {
+  readonly roomMessage = (
+    project: string,
+    members: ReadonlySet<Member>,
+    message: RoomMessage,
+  ): void => {
     const frame = this.#prepare(messageFrame(message));
-    this.#events.onDelivered('message', sendToAll(members, frame));
+    this.#events.onDelivered(project, 'message', sendToAll(members, frame));
   };
 
-  broadcast(members: ReadonlySet<Member>, payload: string, from: string, ts: number): void {
+  broadcast(
+    project: string,
+    members: ReadonlySet<Member>,
+    payload: string,
+    from: string,
+    ts: number,
+  ): void {
     if (members.size === 0) return;
     const frame = this.#prepare(broadcastFrame(payload, from, ts));
-    this.#events.onDelivered('broadcast', sendToAll(members, frame));
+    this.#events.onDelivered(project, 'broadcast', sendToAll(members, frame));
   }
 }

@@ -9,7 +9,8 @@ import { Session, type SessionContext } from './session.js';
 
 export interface GatewayEvents {
   onOpen(session: { id: string; project: string; user: string }, address: string): void;
-  onRefused(reason: string, address: string): void;
+  /** `project` when it is known (a project's own limit refused it). */
+  onRefused(reason: string, address: string, project?: string): void;
 }
 
 export class Gateway {
@@ -35,10 +36,24 @@ export class Gateway {
       this.#events.onRefused(auth.error, address);
       return { ok: false, message: spec.message, code: spec.close };
     }
+    const { projectLimits } = this.#context;
+    const counted = projectLimits.admit(hash, auth.sub);
+    const admission = typeof counted === 'string' ? counted : await counted;
+    if (admission !== 'admitted') {
+      const spec = ERRORS.tooManyConnections;
+      this.#events.onRefused('tooManyConnections', address, hash);
+      return { ok: false, message: spec.message, code: spec.close };
+    }
     const session = new Session(connection, hash, auth.sub, this.#context);
+    session.counted();
     // The hub greets the session in the turn it joins the project's members, and leaves nothing
     // behind when it cannot (the transport then closes the socket with 1011).
-    await this.#context.hub.add(session);
+    try {
+      await this.#context.hub.add(session);
+    } catch (error) {
+      projectLimits.release(hash, auth.sub);
+      throw error;
+    }
     this.#events.onOpen(session, address);
     return { ok: true, handler: session };
   };

@@ -33,7 +33,7 @@ export interface HubSource {
 
 export interface HubEvents {
   /** A room message reached this instance's members, in seq order: serialise and send it. */
-  onRoomMessage(members: ReadonlySet<Member>, message: RoomMessage): void;
+  onRoomMessage(project: string, members: ReadonlySet<Member>, message: RoomMessage): void;
   onGapFilled(count: number): void;
   onRoomsChanged(count: number): void;
   onSubscriptionsChanged(count: number): void;
@@ -221,7 +221,7 @@ export class Hub {
       roomName,
       stream,
       read,
-      (members, message) => this.#events.onRoomMessage(members, message),
+      (members, message) => this.#events.onRoomMessage(project, members, message),
       this.#options,
     );
     room = opened;

@@ -10,7 +10,9 @@ import type { Store } from '../store/store.js';
 export type Via = 'ws' | 'http';
 
 export interface MessagingEvents {
-  onAccepted(kind: 'message' | 'broadcast', via: Via): void;
+  onAccepted(project: string, kind: 'message' | 'broadcast', via: Via): void;
+  /** A message of `project` was stored (not a duplicate). */
+  onStored(project: string): void;
   onPublished(): void;
   /** A stored message's publish failed: it is queued to be published again. */
   onPublishFailed(error: unknown): void;
@@ -19,6 +21,14 @@ export interface MessagingEvents {
   /** The queue was full: its oldest message was given up (others read it from the store later). */
   onRepublishDropped(): void;
 }
+
+/** A project's message rate, shared by its messages and broadcasts (project-limits.ts). */
+export interface MessageRates {
+  /** true or false at once, or a promise settled in call order. */
+  takeMessage(project: string): boolean | Promise<boolean>;
+}
+
+const UNLIMITED: MessageRates = { takeMessage: () => true };
 
 export interface RepublishOptions {
   /** First wait before a failed publish is tried again; it doubles up to `maxDelayMs`. */
@@ -40,6 +50,7 @@ export class Messaging {
   readonly #bus: Bus;
   readonly #events: MessagingEvents;
   readonly #republish: RepublishOptions;
+  readonly #rates: MessageRates;
   #inFlight = 0;
   #stopped = false;
   #drained: (() => void) | undefined;
@@ -59,17 +70,20 @@ export class Messaging {
     store: Store,
     bus: Bus,
     events: MessagingEvents,
+    rates: MessageRates = UNLIMITED,
     republish: RepublishOptions = REPUBLISH_DEFAULTS,
   ) {
     this.#store = store;
     this.#bus = bus;
     this.#events = events;
+    this.#rates = rates;
     this.#republish = republish;
     this.#republishDelay = republish.delayMs;
   }
 
   /**
-   * Stores a room message, then publishes it. Rejects with `Message could not be delivered` before
+   * Stores a room message, then publishes it. Rejects with `Rate limit exceeded` when the project's
+   * rate is spent, and with `Message could not be delivered` before
    * storing anything when the bus cannot take it, and with `Message could not be stored` when the
    * store refuses it; it resolves only once the message is stored. A message whose idempotency
    * key the project already used is neither stored nor published: it resolves the first one's
@@ -83,6 +97,10 @@ export class Messaging {
     via: Via,
     idempotencyKey?: string,
   ): Promise<RoomMessage | DuplicateMessage> {
+    const allowed = this.#rates.takeMessage(project);
+    if (!(typeof allowed === 'boolean' ? allowed : await allowed)) {
+      throw new UserError('rateLimited');
+    }
     if (this.#stopped) throw new UserError('shuttingDown');
     if (!this.#bus.healthy()) throw new UserError('notDelivered');
     this.#inFlight++;
@@ -99,7 +117,8 @@ export class Messaging {
       }
       if (isDuplicate(appended)) return appended;
       const message = appended;
-      this.#events.onAccepted('message', via);
+      this.#events.onStored(project);
+      this.#events.onAccepted(project, 'message', via);
       const topic = roomTopic(project, room);
       const event: BusEvent = { kind: 'message', project, message };
       await this.#bus.publish(topic, event).then(
@@ -117,6 +136,10 @@ export class Messaging {
 
   /** Sends a broadcast to every connection of the project, on every instance. Not stored. */
   async broadcast(project: string, from: string, payload: string, via: Via): Promise<void> {
+    const allowed = this.#rates.takeMessage(project);
+    if (!(typeof allowed === 'boolean' ? allowed : await allowed)) {
+      throw new UserError('rateLimited');
+    }
     if (this.#stopped) throw new UserError('shuttingDown');
     this.#inFlight++;
     try {
@@ -128,7 +151,7 @@ export class Messaging {
         ts: Date.now(),
       });
       this.#events.onPublished();
-      this.#events.onAccepted('broadcast', via);
+      this.#events.onAccepted(project, 'broadcast', via);
     } catch {
       throw new UserError('notDelivered');
     } finally {

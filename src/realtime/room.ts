@@ -29,8 +29,12 @@ export interface RoomOptions {
 /** Sends one of the room's messages to its members (serialised once for all). */
 export type ToMembers = (members: ReadonlySet<Member>, message: RoomMessage) => void;
 
-/** Answers `joined`: LAST, and whether the replay asked for with `since` follows. */
-export type JoinAnswer = (seq: number, recovered: boolean | undefined) => void;
+/**
+ * Answers `joined`: LAST, and whether the replay asked for with `since` follows. It may return a
+ * prelude (the presence snapshot): the member's replayed and live messages wait until it settles,
+ * so that it goes out right after `joined`, before them.
+ */
+export type JoinAnswer = (seq: number, recovered: boolean | undefined) => Promise<void> | undefined;
 
 export class Room {
   readonly members = new Set<Member>();
@@ -89,7 +93,7 @@ export class Room {
     if (since !== undefined) this.#end(member);
     else if (flowing && this.#recovering?.has(member)) {
       // Already joined, its replay still running: it goes on; LAST is where the room is now.
-      answer(this.stream.position ?? 0, undefined);
+      void answer(this.stream.position ?? 0, undefined);
       return undefined;
     }
     if (flowing) return this.#begin(member, since, answer);
@@ -138,16 +142,52 @@ export class Room {
     // The member may have left, or gone, while the room started flowing.
     if (!member.rooms.has(this.name)) return undefined;
     const last = this.stream.position ?? 0;
-    if (since === undefined) {
-      this.members.add(member);
-      answer(last, undefined);
+    if (
+      since === undefined ||
+      since > last ||
+      last - since > this.#options.recoveryMaxMessages ||
+      since === last
+    ) {
+      const prelude = answer(last, since === undefined ? undefined : since === last);
+      if (prelude === undefined) this.members.add(member);
+      else this.#holdDuring(member, this.#recover(member, last, last), prelude);
       return undefined;
     }
-    if (since > last || last - since > this.#options.recoveryMaxMessages || since === last) {
-      this.members.add(member);
-      answer(last, since === last);
-      return undefined;
-    }
+    const replay = this.#recover(member, since, last);
+    return replay.firstPage().then(
+      (first) => {
+        if (replay.cancelled || !member.rooms.has(this.name)) {
+          this.#end(member);
+          return;
+        }
+        if (first === undefined) {
+          // A message the client misses was removed by retention: no replay, live from LAST on.
+          this.#holdDuring(member, replay, answer(last, false));
+          return;
+        }
+        const prelude = answer(last, true);
+        const run = () =>
+          replay.run(first).then(
+            () => this.#handOver(member, replay),
+            () => {
+              // The store went away mid-replay: the client reconnects and recovers from where it is.
+              if (replay.cancelled) return;
+              const { code, reason } = CLOSE_CODES.tryAgainLater;
+              member.close(code, reason);
+            },
+          );
+        if (prelude === undefined) void run();
+        else void prelude.then(run, run);
+      },
+      (error: unknown) => {
+        this.#end(member);
+        throw error instanceof UserError ? error : new UserError('storeUnavailable');
+      },
+    );
+  }
+
+  /** A replay of `member` from `since` to `last`, holding the live messages that come meanwhile. */
+  #recover(member: Member, since: number, last: number): Replay {
     const replay = new Replay(
       member,
       since,
@@ -158,34 +198,17 @@ export class Room {
     );
     this.#recovering ??= new Map();
     this.#recovering.set(member, replay);
-    return replay.firstPage().then(
-      (first) => {
-        if (replay.cancelled || !member.rooms.has(this.name)) {
-          this.#end(member);
-          return;
-        }
-        if (first === undefined) {
-          // A message the client misses was removed by retention: no replay, live from LAST on.
-          answer(last, false);
-          this.#handOver(member, replay);
-          return;
-        }
-        answer(last, true);
-        replay.run(first).then(
-          () => this.#handOver(member, replay),
-          () => {
-            // The store went away mid-replay: the client reconnects and recovers from where it is.
-            if (replay.cancelled) return;
-            const { code, reason } = CLOSE_CODES.tryAgainLater;
-            member.close(code, reason);
-          },
-        );
-      },
-      (error: unknown) => {
-        this.#end(member);
-        throw error instanceof UserError ? error : new UserError('storeUnavailable');
-      },
-    );
+    return replay;
+  }
+
+  /** Nothing to replay: the live messages wait for the prelude, then the member joins. */
+  #holdDuring(member: Member, replay: Replay, prelude: Promise<void> | undefined): void {
+    if (prelude === undefined) {
+      this.#handOver(member, replay);
+      return;
+    }
+    const handOver = () => this.#handOver(member, replay);
+    void prelude.then(handOver, handOver);
   }
 
   /** The replay is over: the live messages it held, then the room's stream, in one turn. */

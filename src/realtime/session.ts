@@ -3,6 +3,7 @@
  * text frames, answers through its Connection, and never touches a socket.
  */
 import { randomUUID } from 'node:crypto';
+import type { PresencePage } from '../cluster/cluster-state.js';
 import { isDuplicate } from '../domain.js';
 import { CLOSE_CODES, ERRORS, type ErrorCode, UserError } from '../errors.js';
 import { type ClientFrame, type Ref, type ServerFrame, serverFrame } from '../protocol/frames.js';
@@ -10,12 +11,16 @@ import { type ParseLimits, parseClientFrame, refOf } from '../protocol/parse.js'
 import type { ClientHandler, Connection, PreparedFrame } from '../transport/connection.js';
 import type { Hub, Member } from './hub.js';
 import type { Messaging } from './messaging.js';
+import { PRESENCE_FRAME_MAX_USERS, type Presence } from './presence.js';
+import type { ProjectLimits } from './project-limits.js';
 import { TokenBucket } from './rate-limit.js';
 
 /** What every session shares: one object, so that a session carries no closures of its own. */
 export interface SessionContext {
   readonly hub: Hub;
   readonly messaging: Messaging;
+  readonly presence: Presence;
+  readonly projectLimits: ProjectLimits;
   readonly limits: ParseLimits & {
     maxRoomsPerConnection: number;
     rateLimit: number;
@@ -24,16 +29,30 @@ export interface SessionContext {
   };
   onError(code: ErrorCode): void;
   onClosed(session: Session): void;
-  onRateLimited(): void;
+  onRateLimited(project: string): void;
   onSlowConsumer(): void;
 }
 
 const PONG = serverFrame({ type: 'pong' });
 
+/** The `presence` frame: the room's users (at most a page), how many, and whether partial. */
+function presenceFrame(room: string, page: PresencePage, ref: Ref | undefined): ServerFrame {
+  const frame: ServerFrame = { type: 'presence', room, users: page.users, count: page.count };
+  if (page.partial) frame.partial = true;
+  if (ref !== undefined) frame.ref = ref;
+  return frame;
+}
+
 /** A session is its socket's handler: the transport hands it the frames, one object per client. */
 export class Session implements Member, ClientHandler {
   readonly id = randomUUID();
   readonly rooms = new Set<string>();
+  /** Rooms whose join was answered: this connection counts as present in them. */
+  readonly #present = new Set<string>();
+  /** Rooms whose presence events it asked for. */
+  readonly #watching = new Set<string>();
+  /** Counted in its project's connections until it ends. */
+  #counted = false;
   readonly project: string;
   readonly user: string;
   readonly #connection: Connection;
@@ -51,6 +70,11 @@ export class Session implements Member, ClientHandler {
     this.#bucket = new TokenBucket(context.limits.rateLimit, context.limits.rateBurst);
   }
 
+  /** The gateway counted this connection against its project's limits: released when it ends. */
+  counted(): void {
+    this.#counted = true;
+  }
+
   /** The hub added this session: the `connected` frame goes out before anything it delivers. */
   admitted(): void {
     this.#connection.send(
@@ -64,7 +88,7 @@ export class Session implements Member, ClientHandler {
     // The rate limit is counted on arrival, so that queued frames cannot dodge it. A refused
     // frame is parsed only for its `ref`, so that the client learns which frame was refused.
     if (!this.#bucket.take()) {
-      this.#context.onRateLimited();
+      this.#context.onRateLimited(this.project);
       this.#sendError('rateLimited', refOf(text));
       return;
     }
@@ -116,6 +140,7 @@ export class Session implements Member, ClientHandler {
     this.#open = false;
     this.#context.hub.remove(this);
     this.rooms.clear();
+    this.#release();
     this.#connection.close(code, reason);
   }
 
@@ -133,6 +158,7 @@ export class Session implements Member, ClientHandler {
     this.#context.hub.remove(this);
     // A join still waiting for its room must find this session gone.
     this.rooms.clear();
+    this.#release();
     this.#context.onClosed(this);
   }
 
@@ -149,11 +175,15 @@ export class Session implements Member, ClientHandler {
   #dispatch(frame: ClientFrame): Promise<void> | undefined {
     switch (frame.type) {
       case 'join':
-        return this.#join(frame.room, frame.since, frame.ref);
+        return this.#join(frame.room, frame.since, frame.presence === true, frame.ref);
       case 'leave':
         this.rooms.delete(frame.room);
         this.#context.hub.leave(this, frame.room);
+        this.#forget(frame.room);
         this.#answer({ type: 'left', room: frame.room }, frame.ref);
+        return undefined;
+      case 'presence':
+        this.#presence(frame.room, frame.ref);
         return undefined;
       case 'message':
         this.#message(frame.room, frame.payload, frame.idempotencyKey, frame.ref);
@@ -217,7 +247,12 @@ export class Session implements Member, ClientHandler {
     );
   }
 
-  #join(room: string, since: number | undefined, ref: Ref | undefined): Promise<void> | undefined {
+  #join(
+    room: string,
+    since: number | undefined,
+    watch: boolean,
+    ref: Ref | undefined,
+  ): Promise<void> | undefined {
     if (!this.rooms.has(room)) {
       if (this.rooms.size >= this.#context.limits.maxRoomsPerConnection) {
         this.#sendError('tooManyRooms', ref);
@@ -225,21 +260,71 @@ export class Session implements Member, ClientHandler {
       }
       this.rooms.add(room);
     }
-    const answer = (seq: number, recovered: boolean | undefined): void => {
-      if (!this.#open || !this.rooms.has(room)) return;
+    const answer = (seq: number, recovered: boolean | undefined): Promise<void> | undefined => {
+      if (!this.#open || !this.rooms.has(room)) return undefined;
       const joined: ServerFrame =
         recovered === undefined
           ? { type: 'joined', room, seq }
           : { type: 'joined', room, seq, recovered };
       this.#answer(joined, ref);
+      return this.#beginPresence(room, watch);
     };
     const ready = this.#context.hub.join(this, room, since, answer);
     if (ready === undefined) return undefined;
     return ready.catch((error: unknown) => {
       this.rooms.delete(room);
       this.#context.hub.leave(this, room);
+      this.#forget(room);
       this.#sendFailure(error, ref);
     });
+  }
+
+  /**
+   * The membership began: present from now on; with `watch`, the room's list goes out next (the
+   * promise: the room holds this member's messages until it has), then the events. The latest join
+   * of a room decides whether its events come.
+   */
+  #beginPresence(room: string, watch: boolean): Promise<void> | undefined {
+    const { presence } = this.#context;
+    if (!this.#present.has(room)) {
+      this.#present.add(room);
+      presence.enter(this.project, room, this.user);
+    }
+    if (!watch) {
+      if (this.#watching.delete(room)) presence.unwatch(this, room);
+      return undefined;
+    }
+    this.#watching.add(room);
+    return presence.watch(this, room, (page) => {
+      if (this.#open && this.rooms.has(room)) this.#send(presenceFrame(room, page, undefined));
+    });
+  }
+
+  /** The membership ended: no longer present, no more events. */
+  #forget(room: string): void {
+    const { presence } = this.#context;
+    if (this.#present.delete(room)) presence.exit(this.project, room, this.user);
+    if (this.#watching.delete(room)) presence.unwatch(this, room);
+  }
+
+  /** The connection ended: out of every room's presence, and of its project's count. */
+  #release(): void {
+    for (const room of this.#present) this.#forget(room);
+    for (const room of this.#watching) this.#forget(room);
+    if (this.#counted) {
+      this.#counted = false;
+      this.#context.projectLimits.release(this.project, this.user);
+    }
+  }
+
+  #presence(room: string, ref: Ref | undefined): void {
+    if (!this.rooms.has(room)) {
+      this.#sendError('notMember', ref);
+      return;
+    }
+    void this.#context.presence
+      .read(this.project, room, undefined, PRESENCE_FRAME_MAX_USERS)
+      .then((page) => this.#send(presenceFrame(room, page, ref)));
   }
 
   /** Sends a direct answer, with the frame's `ref` when it had one. */
@@ -253,6 +338,9 @@ export class Session implements Member, ClientHandler {
   }
 
   #sendFailure(error: unknown, ref: Ref | undefined): void {
+    if (error instanceof UserError && error.code === 'rateLimited') {
+      this.#context.onRateLimited(this.project);
+    }
     this.#sendError(error instanceof UserError ? error.code : 'internal', ref);
   }
 

@@ -4,7 +4,13 @@
  * what applies (the project's value, else the server-wide default, else none). Pure: no I/O.
  */
 import type { Config } from '../config.js';
-import type { LimitSettings, Project, ProjectSettings, RetentionSettings } from '../domain.js';
+import {
+  type LimitSettings,
+  noSettings,
+  type Project,
+  type ProjectSettings,
+  type RetentionSettings,
+} from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from './project-name.js';
 
@@ -85,6 +91,27 @@ export function effectiveSettings(
       maxMessagesPerSecond: own.limits.maxMessagesPerSecond ?? defaults.limits.maxMessagesPerSecond,
     },
   });
+}
+
+/**
+ * A hot-path reader of each project's effective limits: one object per settings value, built once
+ * (settings are replaced, never changed in place, when a project is updated).
+ */
+export function limitsReader(
+  settingsOf: (hash: string) => ProjectSettings | undefined,
+  defaults: ProjectSettings,
+): (hash: string) => LimitSettings {
+  const none = noSettings();
+  const built = new WeakMap<ProjectSettings, LimitSettings>();
+  return (hash) => {
+    const own = settingsOf(hash) ?? none;
+    let limits = built.get(own);
+    if (limits === undefined) {
+      limits = effectiveSettings(own, defaults).limits;
+      built.set(own, limits);
+    }
+    return limits;
+  };
 }
 
 /** The server-wide defaults from the configuration; an unset variable is null (none). */

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
-import { noSettings, type Project, type ProjectSummary } from '../domain.js';
+import { noSettings, type Project, type ProjectSettings, type ProjectSummary } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import type { Store, ProjectChange as StoredChange } from '../store/store.js';
 import { changedSettings, type ProjectPatch, sameSettings } from './project-settings.js';
@@ -68,6 +68,11 @@ export class Projects {
   readonly #cache = new Map<string, CachedProject>();
   /** Unknown hashes, with when each was last found missing. */
   readonly #misses = new Map<string, number>();
+  /**
+   * Each known project's settings as last read: kept while its cache entry is dropped and read
+   * again, so that the hot path (limits) never waits for the store.
+   */
+  readonly #settings = new Map<string, ProjectSettings>();
   /** Bumped by every invalidation, so that a lookup that raced one does not cache stale data. */
   #generation = 0;
   readonly #listeners: ((event: ProjectChange) => void)[] = [];
@@ -144,7 +149,17 @@ export class Projects {
     this.#generation++;
     this.#cache.delete(event.project);
     this.#misses.delete(event.project);
+    if (event.kind === 'project-deleted') this.#settings.delete(event.project);
+    else if (this.#settings.has(event.project)) {
+      // Its settings are in use here: read them again now rather than at the next lookup.
+      this.#lookup(event.project).catch(() => undefined);
+    }
     for (const listener of this.#listeners) listener(event);
+  }
+
+  /** A project's settings as last read, at once; undefined for a project not read here yet. */
+  settingsOf(hash: string): ProjectSettings | undefined {
+    return this.#settings.get(hash);
   }
 
   /**
@@ -217,7 +232,10 @@ export class Projects {
       verify: projectVerifier(project.jwtSecret),
       tokens: new Map(),
     };
-    if (generation === this.#generation) this.#cache.set(hash, entry);
+    if (generation === this.#generation) {
+      this.#cache.set(hash, entry);
+      this.#settings.set(hash, project.settings);
+    }
     return entry;
   }
 

@@ -4,15 +4,20 @@
  */
 import type { Bus, BusEvent, BusHandler } from '../../src/bus/bus.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { MemoryClusterState } from '../../src/cluster/memory-cluster-state.js';
 import { loadConfig } from '../../src/config.js';
+import { noSettings } from '../../src/domain.js';
 import { hubOptions } from '../../src/main.js';
 import { BusDispatcher } from '../../src/realtime/bus-dispatcher.js';
 import { Delivery } from '../../src/realtime/delivery.js';
 import { Gateway } from '../../src/realtime/gateway.js';
 import { Hub } from '../../src/realtime/hub.js';
 import { Messaging } from '../../src/realtime/messaging.js';
+import { Presence } from '../../src/realtime/presence.js';
+import { ProjectLimits } from '../../src/realtime/project-limits.js';
 import { Session, type SessionContext } from '../../src/realtime/session.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { limitsReader } from '../../src/tenancy/project-settings.js';
 import { Projects } from '../../src/tenancy/projects.js';
 import type { Connection, PreparedFrame } from '../../src/transport/connection.js';
 
@@ -109,13 +114,25 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
   const store = SqliteStore.open(':memory:');
   const projects = new Projects(store, bus);
   const ignore = (): void => undefined;
-  const messaging = new Messaging(store, bus, {
-    onAccepted: ignore,
-    onPublished: ignore,
-    onPublishFailed: ignore,
-    onRepublished: ignore,
-    onRepublishDropped: ignore,
-  });
+  const cluster = new MemoryClusterState({ ttlMs: 30_000 });
+  const projectLimits = new ProjectLimits(
+    cluster,
+    limitsReader((hash) => projects.settingsOf(hash), noSettings()),
+  );
+  const messaging = new Messaging(
+    store,
+    bus,
+    {
+      onAccepted: ignore,
+      onStored: ignore,
+      onPublished: ignore,
+      onPublishFailed: ignore,
+      onRepublished: ignore,
+      onRepublishDropped: ignore,
+    },
+    projectLimits,
+  );
+  const presence = new Presence(cluster, bus, prepareText, { onEventLost: ignore });
   const delivery = new Delivery(prepareText, { onDelivered: ignore });
   const hub = new Hub(
     bus,
@@ -128,12 +145,14 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
     },
     { ...hubOptions(loadConfig({ DATABASE_URL: 'sqlite::memory:' })), prepare: prepareText },
   );
-  const dispatcher = new BusDispatcher(hub, projects, delivery, ignore);
+  const dispatcher = new BusDispatcher(hub, projects, delivery, presence, ignore);
   bus.onEvent(dispatcher.handle);
   const errors: string[] = [];
   const context: SessionContext = {
     hub,
     messaging,
+    presence,
+    projectLimits,
     limits: {
       maxRoomLength: 256,
       maxRoomsPerConnection: 10,
@@ -155,6 +174,7 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
   };
   return {
     store,
+    cluster,
     projects,
     messaging,
     hub,

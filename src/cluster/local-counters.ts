@@ -1,0 +1,86 @@
+/**
+ * Token buckets and stored-message rates kept in this process: the whole of them in memory, and the
+ * fallback of RedisClusterState while Redis is away. Both are keyed by project; projects are few
+ * (created by an admin), so nothing here is pruned.
+ */
+
+export const STORED_WINDOW_S = 10;
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class TokenBuckets {
+  readonly #buckets = new Map<string, Bucket>();
+
+  /**
+   * Grants min(want, whole tokens held) from the project's bucket, which holds at most `burst`
+   * tokens and gains `perSecond` a second. A bucket not seen before starts full. The rate and
+   * burst of the call apply, so a changed setting takes effect at once.
+   */
+  take(project: string, perSecond: number, burst: number, want: number, now: number): number {
+    const bucket = this.#buckets.get(project) ?? { tokens: burst, at: now };
+    const elapsed = Math.max(0, now - bucket.at);
+    const tokens = Math.min(burst, bucket.tokens + (elapsed * Math.max(0, perSecond)) / 1000);
+    const granted = Math.max(0, Math.min(Math.floor(want), Math.floor(tokens)));
+    bucket.tokens = tokens - granted;
+    bucket.at = now;
+    this.#buckets.set(project, bucket);
+    return granted;
+  }
+
+  clear(): void {
+    this.#buckets.clear();
+  }
+}
+
+/** Counts per second over the last STORED_WINDOW_S seconds, in a ring of one slot a second. */
+class SecondRing {
+  readonly #seconds = new Float64Array(STORED_WINDOW_S).fill(-1);
+  readonly #counts = new Float64Array(STORED_WINDOW_S);
+
+  add(second: number, count: number): void {
+    const slot = second % STORED_WINDOW_S;
+    if (this.#seconds[slot] !== second) {
+      this.#seconds[slot] = second;
+      this.#counts[slot] = 0;
+    }
+    this.#counts[slot] = (this.#counts[slot] ?? 0) + count;
+  }
+
+  /** The sum over the window ending with `second` (that second included). */
+  sum(second: number): number {
+    let total = 0;
+    for (let slot = 0; slot < STORED_WINDOW_S; slot++) {
+      const at = this.#seconds[slot] ?? -1;
+      if (at > second - STORED_WINDOW_S && at <= second) total += this.#counts[slot] ?? 0;
+    }
+    return total;
+  }
+}
+
+export class StoredRates {
+  readonly #projects = new Map<string, SecondRing>();
+  readonly #all = new SecondRing();
+
+  record(project: string, count: number, second: number): void {
+    let ring = this.#projects.get(project);
+    if (!ring) {
+      ring = new SecondRing();
+      this.#projects.set(project, ring);
+    }
+    ring.add(second, count);
+    this.#all.add(second, count);
+  }
+
+  /** Messages a second over the window ending with `second`: of `project`, or of all. */
+  perSecond(project: string | undefined, second: number): number {
+    const ring = project === undefined ? this.#all : this.#projects.get(project);
+    return (ring?.sum(second) ?? 0) / STORED_WINDOW_S;
+  }
+}
+
+export function epochSecond(): number {
+  return Math.floor(Date.now() / 1000);
+}
