@@ -13,6 +13,18 @@ export interface RoomMessage {
   ts: number;
 }
 
+/**
+ * A room as the store knows it: one that has had at least one message. `lastSeq` is the room's
+ * LAST (the `seq` of its last message, whether or not retention removed that message since);
+ * `lastTs` the `ts` of that message, or null when the store no longer knows it (a message removed
+ * by retention before the store kept that time beside the position).
+ */
+export interface StoredRoom {
+  room: string;
+  lastSeq: number;
+  lastTs: number | null;
+}
+
 /** `null`: the project has no value of its own (the server-wide default applies, if any). */
 export interface RetentionSettings {
   maxAgeSeconds: number | null;

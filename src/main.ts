@@ -234,8 +234,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
   const routes: Routes = {
     api,
-    admin: new AdminRoutes(projects, adminToken, {
+    admin: new AdminRoutes(projects, store, cluster, adminToken, {
       maxBodyBytes: config.maxBodyBytes,
+      maxRoomLength: config.maxRoomLength,
       defaults: serverDefaults(config),
     }),
     readiness: {

@@ -1,17 +1,24 @@
-/** `/admin/*`: manage projects and their settings with the admin token. */
+/**
+ * `/admin/*`: manage projects and their settings with the admin token; the reads of rooms, history
+ * and figures are in admin-reads.ts.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAdmin } from '../auth/admin-token.js';
+import type { ClusterState } from '../cluster/cluster-state.js';
 import type { ProjectSettings } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
 import { createdView, parseProjectPatch, projectView } from '../tenancy/project-settings.js';
 import type { Projects } from '../tenancy/projects.js';
+import { AdminReads, type AdminStore, adminRead } from './admin-reads.js';
 import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
 const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;
 
 export interface AdminOptions {
   maxBodyBytes: number;
+  /** For the history read, as on the public API. */
+  maxRoomLength: number;
   /** The server-wide settings, for `effective`. */
   defaults: ProjectSettings;
 }
@@ -21,18 +28,28 @@ export class AdminRoutes {
   readonly #adminToken: string;
   readonly #maxBodyBytes: number;
   readonly #defaults: ProjectSettings;
+  readonly #reads: AdminReads;
 
-  constructor(projects: Projects, adminToken: string, options: AdminOptions) {
+  constructor(
+    projects: Projects,
+    store: AdminStore,
+    cluster: ClusterState,
+    adminToken: string,
+    options: AdminOptions,
+  ) {
     this.#projects = projects;
     this.#adminToken = adminToken;
     this.#maxBodyBytes = options.maxBodyBytes;
     this.#defaults = options.defaults;
+    this.#reads = new AdminReads(projects, store, cluster, options);
   }
 
   async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     if (!isAdmin(request.headers.authorization, this.#adminToken)) {
       return sendError(response, 'unauthorized');
     }
+    const read = adminRead(path);
+    if (read !== undefined) return this.#reads.handle(read, request, response);
     const method = request.method ?? 'GET';
     if (path === '/admin/projects') {
       if (method === 'GET') {

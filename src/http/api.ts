@@ -11,6 +11,7 @@ import type { Presence } from '../realtime/presence.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
 import type { Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
+import { parseHistoryQuery, parseLimit, readHistory } from './history.js';
 import { BodyTooLarge, decodePath, type Headers, readBody, sendError, sendJson } from './io.js';
 
 export interface ApiOptions {
@@ -24,8 +25,6 @@ export interface ApiOptions {
 }
 
 const ROOM_PATH = /^\/api\/rooms\/([^/]+)\/(messages|presence)$/;
-const DEFAULT_HISTORY_LIMIT = 50;
-const MAX_HISTORY_LIMIT = 1000;
 const DEFAULT_PRESENCE_LIMIT = 100;
 const MAX_PRESENCE_LIMIT = 1000;
 const BUCKET_SWEEP_MS = 60_000;
@@ -182,41 +181,15 @@ export class ApiRoutes {
     cors: Headers,
     fail: Fail,
   ): Promise<void> {
-    if (codePointLength(room, this.#options.maxRoomLength) > this.#options.maxRoomLength) {
-      return fail('roomTooLong');
-    }
-    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
-    const rawLimit = query.get('limit');
-    let limit = DEFAULT_HISTORY_LIMIT;
-    if (rawLimit !== null) {
-      if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1) return fail('invalidLimit');
-      limit = Math.min(Number(rawLimit), MAX_HISTORY_LIMIT);
-    }
-    const after = query.get('after') ?? undefined;
-    const before = query.get('before') ?? undefined;
-    const rawSince = query.get('since');
-    let since: number | undefined;
-    if (rawSince !== null) {
-      since = /^\d+$/.test(rawSince) ? Number(rawSince) : Number.NaN;
-      if (!Number.isSafeInteger(since) || after !== undefined || before !== undefined) {
-        return fail('invalidSince');
-      }
-    }
+    const search = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const query = parseHistoryQuery(room, search, this.#options.maxRoomLength);
+    if (!query.ok) return fail(query.error);
     if (!this.#spend(caller, fail)) return;
-    let messages: Awaited<ReturnType<Store['history']>>;
-    try {
-      messages = await this.#store.history(
-        caller.project.hash,
-        room,
-        since === undefined ? { limit, after, before } : { limit, since },
-      );
-    } catch {
-      return fail('storeUnavailable', { 'retry-after': '1' });
+    const read = await readHistory(this.#store, caller.project.hash, room, query.value);
+    if (!read.ok) {
+      return fail(read.error, read.error === 'storeUnavailable' ? { 'retry-after': '1' } : {});
     }
-    if (messages === undefined) return fail('unknownMessageId');
-    // Stores build each message with the keys in the documented order: id, seq, room, payload,
-    // from, ts.
-    sendJson(response, 200, { messages }, cors);
+    sendJson(response, 200, { messages: read.value }, cors);
   }
 
   /** `GET /api/rooms/:room/presence?limit=100&after=U`: one page of the room's users. */
@@ -232,18 +205,14 @@ export class ApiRoutes {
       return fail('roomTooLong');
     }
     const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
-    const rawLimit = query.get('limit');
-    let limit = DEFAULT_PRESENCE_LIMIT;
-    if (rawLimit !== null) {
-      if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1) return fail('invalidLimit');
-      limit = Math.min(Number(rawLimit), MAX_PRESENCE_LIMIT);
-    }
+    const limit = parseLimit(query.get('limit'), DEFAULT_PRESENCE_LIMIT, MAX_PRESENCE_LIMIT);
+    if (!limit.ok) return fail(limit.error);
     if (!this.#spend(caller, fail)) return;
     const page = await this.#presence.read(
       caller.project.hash,
       room,
       query.get('after') ?? undefined,
-      limit,
+      limit.value,
     );
     const body = page.partial
       ? { users: page.users, count: page.count, partial: true }

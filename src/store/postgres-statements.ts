@@ -10,14 +10,16 @@ export const PROJECTS = 'SELECT hash, name, jwt_secret, created_at, settings FRO
 /**
  * Takes each room's counter row, in sorted order so that concurrent batches (of this or another
  * process) touching the same rooms queue behind each other instead of deadlocking, and advances
- * it by the batch's count for that room.
+ * it by the batch's count for that room. The row also takes the batch's ts ($9, every message's):
+ * that of the room's last message.
  */
 const TAKE_SEQS = `
-    INSERT INTO room_seq AS r (project, room, last_seq)
-    SELECT c.project, c.room, c.n
+    INSERT INTO room_seq AS r (project, room, last_seq, last_ts)
+    SELECT c.project, c.room, c.n, $9::bigint
     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c (project, room, n)
     ORDER BY c.project, c.room
-    ON CONFLICT (project, room) DO UPDATE SET last_seq = r.last_seq + EXCLUDED.last_seq
+    ON CONFLICT (project, room) DO UPDATE
+      SET last_seq = r.last_seq + EXCLUDED.last_seq, last_ts = EXCLUDED.last_ts
     RETURNING r.project, r.room, r.last_seq`;
 
 /** Numbers the room's messages of the batch last_seq - n + 1 … last_seq, in append order. */
@@ -138,3 +140,19 @@ export const PURGE_KEYS = `
     SELECT project, key FROM idempotency_keys WHERE first_used < $1
     ORDER BY first_used LIMIT $2 FOR UPDATE SKIP LOCKED
   )`;
+
+/**
+ * A page of the project's rooms by name in code-point order, from room_seq_by_name (project, room
+ * COLLATE "C"): room_seq holds a row for every room that has had a message, whatever the purge
+ * removed since.
+ */
+const roomsPage = (after: boolean) => `
+  SELECT room, last_seq, last_ts FROM room_seq
+  WHERE project = $1${after ? ' AND room COLLATE "C" > $3' : ''}
+  ORDER BY room COLLATE "C" LIMIT $2`;
+export const ROOMS_FROM_FIRST = roomsPage(false);
+export const ROOMS_AFTER = roomsPage(true);
+
+/** Index-only scans of UNIQUE (project, room, seq). */
+export const COUNT_PROJECT_MESSAGES = 'SELECT count(*) AS n FROM messages WHERE project = $1';
+export const COUNT_MESSAGES = 'SELECT count(*) AS n FROM messages';

@@ -1,6 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
+import type {
+  DuplicateMessage,
+  Project,
+  ProjectSummary,
+  RoomMessage,
+  StoredRoom,
+} from '../domain.js';
 import {
   anyKeyed,
   earlierCopies,
@@ -16,6 +22,8 @@ import {
   APPEND_BATCH,
   APPEND_BATCH_FILLING_KEYS,
   CLAIM_KEYS,
+  COUNT_MESSAGES,
+  COUNT_PROJECT_MESSAGES,
   KEY_USES,
   MESSAGES,
   OVERFULL_AFTER,
@@ -25,6 +33,8 @@ import {
   PURGE_BY_COUNT,
   PURGE_KEYS,
   RETENTION_RULES,
+  ROOMS_AFTER,
+  ROOMS_FROM_FIRST,
   TRY_PURGE_LOCK,
 } from './postgres-statements.js';
 import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
@@ -144,7 +154,7 @@ interface KeyUseRow {
  *   inserts them and fills in the keys' rows. A batch without keys is the one statement above.
  * - Retention: `purgeExpired` runs in one transaction under an advisory lock taken with
  *   pg_try_advisory_xact_lock, so one instance purges at a time; room_seq keeps every room's last
- *   seq whatever the purge removes.
+ *   seq, and the ts of that message, whatever the purge removes.
  * - Losing the database never crashes the process: dead connections are dropped and new ones
  *   opened on demand, so the store recovers by itself once PostgreSQL answers again.
  * - Migrations (src/store/migrations/postgres.ts) run at open in one transaction under an
@@ -369,6 +379,33 @@ export class PostgresStore implements Store {
       'sb_last_seq',
     );
     return row ? Number(row.last_seq) : 0;
+  }
+
+  async rooms(project: string, after: string | undefined, limit: number): Promise<StoredRoom[]> {
+    const wanted = Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER);
+    if (!(wanted > 0) || hasNul(project)) return [];
+    // No stored room holds NUL (append refuses it), and text cannot carry one: the rooms after
+    // `after` are those after its part before the first NUL.
+    const start = after?.split('\u0000', 1)[0] ?? '';
+    const rows = await this.rows<{ room: string; last_seq: string; last_ts: string | null }>(
+      after === undefined ? ROOMS_FROM_FIRST : ROOMS_AFTER,
+      after === undefined ? [project, wanted] : [project, wanted, start],
+      after === undefined ? 'sb_rooms' : 'sb_rooms_after',
+    );
+    return rows.map(({ room, last_seq, last_ts }) => ({
+      room,
+      lastSeq: Number(last_seq),
+      lastTs: last_ts === null ? null : Number(last_ts),
+    }));
+  }
+
+  async storedMessages(project: string | undefined): Promise<number> {
+    if (project !== undefined && hasNul(project)) return 0;
+    const [row] = await this.rows<{ n: string }>(
+      project === undefined ? COUNT_MESSAGES : COUNT_PROJECT_MESSAGES,
+      project === undefined ? [] : [project],
+    );
+    return Number(row?.n ?? 0);
   }
 
   async purgeExpired(options: PurgeOptions): Promise<number> {

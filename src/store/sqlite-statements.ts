@@ -25,6 +25,13 @@ export interface KeyRow {
   first_used: number;
 }
 
+/** A message the purge by age removed. */
+export interface RemovedMessage {
+  room: string;
+  seq: number;
+  ts: number;
+}
+
 /** A project's effective retention: its own value, else the default; null: no such rule. */
 export interface RetentionRow {
   project: string;
@@ -33,7 +40,13 @@ export interface RetentionRow {
 }
 
 export type Statements = ReturnType<typeof prepare>;
-type Page = [project: string, room: string, afterSeq: number, beforeSeq: number, limit: number];
+type Between = [project: string, room: string, afterSeq: number, beforeSeq: number, limit: number];
+
+export interface RoomRow {
+  room: string;
+  last_seq: number;
+  last_ts: number | null;
+}
 
 /** Every statement, compiled once per connection. */
 export function prepare(db: Database.Database) {
@@ -51,6 +64,32 @@ export function prepare(db: Database.Database) {
       (SELECT min(seq) FROM messages WHERE project = @project AND room = walk.room) AS first,
       (SELECT max(seq) FROM messages WHERE project = @project AND room = walk.room) AS last
     FROM walk WHERE room IS NOT NULL`;
+  // A page of the project's rooms by name (BINARY: UTF-8 byte order): the first `limit` of the
+  // rooms with messages (the loose scan above) and of those with a kept position, each with its
+  // last seq as lastSeq reads it and the ts of that message (from the message, else the position).
+  const page = (start: '>' | '>=') => `
+    WITH RECURSIVE walk (room, n) AS (
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room ${start} @after), 1
+      UNION ALL
+      SELECT (SELECT min(room) FROM messages WHERE project = @project AND room > walk.room), n + 1
+      FROM walk WHERE walk.room IS NOT NULL AND walk.n < @limit
+    ),
+    kept (room) AS (
+      SELECT room FROM room_positions WHERE project = @project AND room ${start} @after
+      ORDER BY room LIMIT @limit
+    ),
+    names (room) AS (
+      SELECT room FROM walk WHERE room IS NOT NULL UNION SELECT room FROM kept
+      ORDER BY room LIMIT @limit
+    )
+    SELECT names.room AS room, coalesce(m.seq, p.last_seq) AS last_seq,
+      CASE WHEN m.seq IS NULL THEN p.last_ts ELSE m.ts END AS last_ts
+    FROM names
+    LEFT JOIN messages AS m ON m.project = @project AND m.room = names.room
+      AND m.seq = (SELECT max(seq) FROM messages WHERE project = @project AND room = names.room)
+    LEFT JOIN room_positions AS p ON p.project = @project AND p.room = names.room
+    ORDER BY names.room`;
+  type Page = [{ project: string; after: string; limit: number }];
   type Walk = [{ project: string; after: string; rooms: number }];
   type RoomEnds = { room: string; first: number | null; last: number | null };
   return {
@@ -74,10 +113,10 @@ export function prepare(db: Database.Database) {
     cursorSeq: db.prepare<[number, string, string], { seq: number }>(
       'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',
     ),
-    oldestBetween: db.prepare<Page, MessageRow>(
+    oldestBetween: db.prepare<Between, MessageRow>(
       `${messages} AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
     ),
-    newestBetween: db.prepare<Page, MessageRow>(
+    newestBetween: db.prepare<Between, MessageRow>(
       `${messages} AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
     ),
     range: db.prepare<[string, string, number, number], MessageRow>(
@@ -119,10 +158,10 @@ export function prepare(db: Database.Database) {
     ),
     // Seeks the project's oldest messages in messages_by_age (project, ts): a project with
     // nothing to purge costs one seek.
-    purgeByAge: db.prepare<[string, number, number], { room: string; seq: number }>(
+    purgeByAge: db.prepare<[string, number, number], RemovedMessage>(
       `DELETE FROM messages WHERE id IN (
         SELECT id FROM messages WHERE project = ? AND ts < ? ORDER BY ts LIMIT ?
-      ) RETURNING room, seq`,
+      ) RETURNING room, seq, ts`,
     ),
     // The room's oldest seqs, from the start of UNIQUE (project, room, seq).
     purgeByCount: db.prepare<[string, string, number, number]>(
@@ -137,10 +176,19 @@ export function prepare(db: Database.Database) {
       )`,
     ),
     emptyRoom: db.prepare<[string, string]>('DELETE FROM messages WHERE project = ? AND room = ?'),
-    keepPosition: db.prepare<[string, string, number]>(
-      `INSERT INTO room_positions (project, room, last_seq) VALUES (?, ?, ?)
-       ON CONFLICT (project, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`,
+    // The ts goes with the greater seq (the SET expressions read the row as it was).
+    keepPosition: db.prepare<[string, string, number, number]>(
+      `INSERT INTO room_positions (project, room, last_seq, last_ts) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
+         last_ts = CASE WHEN excluded.last_seq >= last_seq THEN excluded.last_ts ELSE last_ts END`,
     ),
+    pageFromFirst: db.prepare<Page, RoomRow>(page('>=')),
+    pageAfter: db.prepare<Page, RoomRow>(page('>')),
+    // Walks messages_by_age (project, ts), or the table.
+    countProjectMessages: db
+      .prepare<[string], number>('SELECT count(*) FROM messages WHERE project = ?')
+      .pluck(),
+    countMessages: db.prepare<[], number>('SELECT count(*) FROM messages').pluck(),
     roomsFromFirst: db.prepare<Walk, RoomEnds>(rooms('>=')),
     roomsAfter: db.prepare<Walk, RoomEnds>(rooms('>')),
     ping: db.prepare('SELECT 1'),

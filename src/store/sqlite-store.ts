@@ -3,7 +3,13 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import type { DuplicateMessage, Project, ProjectSummary, RoomMessage } from '../domain.js';
+import type {
+  DuplicateMessage,
+  Project,
+  ProjectSummary,
+  RoomMessage,
+  StoredRoom,
+} from '../domain.js';
 import {
   anyKeyed,
   earlierCopies,
@@ -23,7 +29,13 @@ import {
   type WalkStep,
 } from './retention-walk.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
-import { type KeyRow, type MessageRow, prepare, type Statements } from './sqlite-statements.js';
+import {
+  type KeyRow,
+  type MessageRow,
+  prepare,
+  type RemovedMessage,
+  type Statements,
+} from './sqlite-statements.js';
 import type {
   Appended,
   HistoryQuery,
@@ -282,6 +294,30 @@ export class SqliteStore implements Store {
 
   lastSeq(project: string, room: string): Promise<number> {
     return this.retryWhileLocked(() => this.sql.lastSeq.get(project, room, project, room) ?? 0);
+  }
+
+  rooms(project: string, after: string | undefined, limit: number): Promise<StoredRoom[]> {
+    const wanted = Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER);
+    if (!(wanted > 0)) return Promise.resolve([]);
+    return this.retryWhileLocked(() => {
+      const rows =
+        after === undefined
+          ? this.sql.pageFromFirst.all({ project, after: '', limit: wanted })
+          : this.sql.pageAfter.all({ project, after, limit: wanted });
+      return rows.map(({ room, last_seq, last_ts }) => ({
+        room,
+        lastSeq: last_seq,
+        lastTs: last_ts,
+      }));
+    });
+  }
+
+  storedMessages(project: string | undefined): Promise<number> {
+    return this.retryWhileLocked(() =>
+      project === undefined
+        ? this.sql.countMessages.get()
+        : this.sql.countProjectMessages.get(project),
+    ).then((count) => count ?? 0);
   }
 
   async purgeExpired(options: PurgeOptions): Promise<number> {
@@ -553,21 +589,23 @@ export class SqliteStore implements Store {
 
   /**
    * After the purge by age removed `gone` from the project's rooms: keeps the last seq of each
-   * room whose newest message went, so that it is never handed out again. A room whose newest
+   * room whose newest message went (with that message's ts), so that it is never handed out again. A room whose newest
    * message went while an older one stays (only a clock set back dates a later seq earlier) is
    * emptied, so that max(seq) of the messages is a room's last seq whenever it has any. Returns
    * how many messages that emptying removed.
    */
-  private keepPositions(project: string, gone: readonly { room: string; seq: number }[]): number {
-    const newestGone = new Map<string, number>();
-    for (const { room, seq } of gone)
-      newestGone.set(room, Math.max(newestGone.get(room) ?? 0, seq));
+  private keepPositions(project: string, gone: readonly RemovedMessage[]): number {
+    const newestGone = new Map<string, RemovedMessage>();
+    for (const message of gone) {
+      const newest = newestGone.get(message.room);
+      if (newest === undefined || message.seq > newest.seq) newestGone.set(message.room, message);
+    }
     let emptied = 0;
     for (const [room, last] of newestGone) {
       const newest = this.sql.newestSeq.get(project, room) ?? null;
-      if (newest !== null && newest > last) continue;
+      if (newest !== null && newest > last.seq) continue;
       if (newest !== null) emptied += this.sql.emptyRoom.run(project, room).changes;
-      this.sql.keepPosition.run(project, room, last);
+      this.sql.keepPosition.run(project, room, last.seq, last.ts);
     }
     return emptied;
   }

@@ -21,7 +21,13 @@
  *   survives the removal of its messages by retention.
  * - `history` answers oldest first; see HistoryQuery. An `after`/`before` id that is not a message
  *   of that room gives `undefined` (the caller reports `Unknown message id`).
- * - `deleteProject` removes the project and every message and idempotency key of it.
+ * - `rooms` lists the rooms of a project that have had a message (also those whose every message
+ *   retention removed since: the store keeps each room's position), sorted by name in code-point
+ *   order (UTF-8 byte order: the same on every store), each with its `lastSeq` (as `lastSeq`
+ *   answers) and the `ts` of that last message (`lastTs`; see StoredRoom). A room that never had
+ *   a message is not listed. `storedMessages` counts the messages stored now (retention's removals
+ *   are no longer counted).
+ * - `deleteProject` removes the project and every message, position and idempotency key of it.
  * - `close` waits for pending appends, then releases the database; calling it twice is safe.
  */
 import type {
@@ -31,6 +37,7 @@ import type {
   ProjectSummary,
   RetentionSettings,
   RoomMessage,
+  StoredRoom,
 } from '../domain.js';
 
 export interface NewMessage {
@@ -114,6 +121,18 @@ export interface Store {
    * one PostgreSQL database one purge runs at a time: a call that finds another running resolves 0.
    */
   purgeExpired(options: PurgeOptions): Promise<number>;
+
+  /**
+   * The project's rooms that have had a message, sorted by name (code-point order), those after
+   * `after` (exclusive; undefined: from the first), at most `limit` (below 1: none). A page costs
+   * O(limit) index seeks, however many rooms and messages the project has.
+   */
+  rooms(project: string, after: string | undefined, limit: number): Promise<StoredRoom[]>;
+  /**
+   * How many messages are stored now: of one project, or of every project (undefined). A count
+   * walks an index (O(messages)): callers that poll cache it.
+   */
+  storedMessages(project: string | undefined): Promise<number>;
 
   /** Resolves when the database answers; rejects otherwise. */
   ping(): Promise<void>;

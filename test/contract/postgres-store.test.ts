@@ -444,7 +444,7 @@ describe('PostgresStore', () => {
       }
     });
 
-    it('migrates a schema that already has rows: no settings, seqs go on, keys work', async () => {
+    it('migrates a schema that already has rows: no settings, seqs go on, keys work, rooms know the time of their last message', async () => {
       const schema = await newSchema();
       const [first] = postgresMigrations;
       assert.ok(first);
@@ -466,7 +466,9 @@ describe('PostgresStore', () => {
           project.jwtSecret,
           project.createdAt,
         ]);
-        await old.query("INSERT INTO room_seq VALUES ($1, 'old', 2)", [project.hash]);
+        await old.query("INSERT INTO room_seq VALUES ($1, 'old', 2), ($1, 'gone', 5)", [
+          project.hash,
+        ]);
         await old.query(
           "INSERT INTO messages (project, room, seq, payload, sender, ts) VALUES ($1, 'old', 1, 'a', 's', 1), ($1, 'old', 2, 'b', 's', 2)",
           [project.hash],
@@ -480,8 +482,15 @@ describe('PostgresStore', () => {
         (await store.history(project.hash, 'old', { limit: 10 }))?.map((m) => m.payload),
         ['a', 'b'],
       );
+      assert.deepEqual(await store.rooms(project.hash, undefined, 10), [
+        { room: 'gone', lastSeq: 5, lastTs: null },
+        { room: 'old', lastSeq: 2, lastTs: 2 },
+      ]);
       const next = stored(await appendKeyed(store, 'old', 'k-after-migration'));
       assert.equal(next.seq, 3);
+      assert.deepEqual(await store.rooms(project.hash, 'gone', 10), [
+        { room: 'old', lastSeq: 3, lastTs: next.ts },
+      ]);
       assert.equal(isDuplicate(await appendKeyed(store, 'old', 'k-after-migration')), true);
     });
   });

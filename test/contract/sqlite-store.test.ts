@@ -222,6 +222,42 @@ describe('SqliteStore', () => {
     assertFullyMigrated(path);
   });
 
+  it('migrates a file whose positions have no time: rooms lists them with lastTs null, a later purge keeps the time', async () => {
+    const path = oldFile(
+      3,
+      `INSERT INTO projects (hash, name, jwt_secret, created_at)
+         VALUES ('p1', 'sqlite', 'secret', '1970-01-01T00:00:00.000Z');
+       INSERT INTO room_positions VALUES ('p1', 'gone', 4);
+       INSERT INTO messages (project, room, seq, payload, sender, ts)
+         VALUES ('p1', 'live', 1, 'a', 'bob', 1), ('p1', 'live', 2, 'b', 'bob', 2);`,
+    );
+    const store = SqliteStore.open(path);
+    try {
+      assert.deepEqual(await store.rooms(project.hash, undefined, 10), [
+        { room: 'gone', lastSeq: 4, lastTs: null },
+        { room: 'live', lastSeq: 2, lastTs: 2 },
+      ]);
+      await store.updateProject(project.hash, {
+        settings: { ...noSettings(), retention: { maxAgeSeconds: 3600, maxMessagesPerRoom: null } },
+      });
+      const purge = { defaults: NO_RETENTION, idempotencyWindowMs: 86_400_000, limit: 100 };
+      assert.equal(await store.purgeExpired({ ...purge, now: Date.now() }), 2);
+      assert.deepEqual(await store.rooms(project.hash, 'gone', 10), [
+        { room: 'live', lastSeq: 2, lastTs: 2 },
+      ]);
+      const next = stored(
+        await store.append({ project: project.hash, room: 'gone', payload: 'n', from: 'b' }),
+      );
+      assert.equal(next.seq, 5);
+      assert.deepEqual(await store.rooms(project.hash, undefined, 1), [
+        { room: 'gone', lastSeq: 5, lastTs: next.ts },
+      ]);
+    } finally {
+      await store.close();
+    }
+    assertFullyMigrated(path);
+  });
+
   it('a room emptied by the purge keeps its last seq in the file: opened again, the next message takes LAST+1', async () => {
     const path = newFile();
     const store = await openWithProject(path);

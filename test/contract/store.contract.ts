@@ -13,6 +13,7 @@ import {
   type Project,
   type ProjectSettings,
   type RoomMessage,
+  type StoredRoom,
 } from '../../src/domain.js';
 import type { Appended, PurgeOptions, Store } from '../../src/store/store.js';
 
@@ -807,6 +808,128 @@ export function storeContract(
         );
         assert.equal((await store.history(kept.hash, 'zero', { limit: 10 }))?.length, 3);
         assert.deepEqual(await purgeAll(), [2]);
+      });
+    });
+
+    describe('rooms and storedMessages', () => {
+      /** The room as `rooms` lists it, from the last message appended to it. */
+      const listed = (last: RoomMessage): StoredRoom => ({
+        room: last.room,
+        lastSeq: last.seq,
+        lastTs: last.ts,
+      });
+      const inCodePointOrder = (names: readonly string[]): string[] =>
+        [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+
+      it('rooms lists each room that had a message once, by name in code-point order, with lastSeq and the ts of its last message', async () => {
+        // U+FFFD sorts before U+1F600 by code point, after it by UTF-16 code unit.
+        const names = ['b', 'a', 'B', 'a b', 'a-', 'é', '\u{1F600}', '\uFFFD', 'ab', 'a'];
+        const last = new Map<string, RoomMessage>();
+        for (const room of names) last.set(room, await send(room, `to ${room}`));
+        const other = newProject();
+        await store.createProject(other);
+        await send('aa', 'elsewhere', other.hash);
+        await store.lastSeq(project.hash, 'never');
+        const expected = inCodePointOrder([...last.keys()]).map((room) =>
+          listed(last.get(room) as RoomMessage),
+        );
+        assert.deepEqual(
+          expected.map((room) => room.room),
+          ['B', 'a', 'a b', 'a-', 'ab', 'b', 'é', '\uFFFD', '\u{1F600}'],
+        );
+        assert.deepEqual(await store.rooms(project.hash, undefined, 100), expected);
+        assert.equal((expected[1] as StoredRoom).lastSeq, 2, 'room a had two messages');
+        assert.deepEqual(await store.rooms(other.hash, undefined, 100), [
+          {
+            room: 'aa',
+            lastSeq: 1,
+            lastTs: (await store.history(other.hash, 'aa', { limit: 1 }))?.[0]?.ts,
+          },
+        ]);
+        assert.deepEqual(await store.rooms(newProject().hash, undefined, 100), []);
+      });
+
+      it('rooms pages by name: after is exclusive (a room or any name between), at most limit, [] past the end or for a limit below 1', async () => {
+        const last = new Map<string, RoomMessage>();
+        for (const room of ['r1', 'r2', 'r3', 'r4', 'r5']) last.set(room, await send(room, 'x'));
+        const page = async (after: string | undefined, limit: number) =>
+          (await store.rooms(project.hash, after, limit)).map((room) => room.room);
+        assert.deepEqual(await page(undefined, 2), ['r1', 'r2']);
+        assert.deepEqual(await page('r2', 2), ['r3', 'r4']);
+        assert.deepEqual(await page('r4', 2), ['r5']);
+        assert.deepEqual(await page('r5', 2), []);
+        assert.deepEqual(await page('r2a', 10), ['r3', 'r4', 'r5']);
+        assert.deepEqual(await page('', 1), ['r1']);
+        assert.deepEqual(await page('r', 1), ['r1']);
+        assert.deepEqual(await page('r3\u0000', 10), ['r4', 'r5'], 'a NUL in after');
+        assert.deepEqual(await page(undefined, 0), []);
+        assert.deepEqual(await page(undefined, -1), []);
+        assert.deepEqual(await page(undefined, 2.9), ['r1', 'r2']);
+        assert.deepEqual(await store.rooms(project.hash, 'r3', 1), [
+          listed(last.get('r4') as RoomMessage),
+        ]);
+      });
+
+      it('a room the purge emptied is still listed with its lastSeq and the ts of its last message; one it thinned, with its newest', async () => {
+        // As in the test of emptied rooms: an hour, purged an hour and a second ahead.
+        const aged = await projectKeeping({ maxAgeSeconds: 3600 });
+        const thinned = await projectKeeping({ maxMessagesPerRoom: 1 });
+        const emptied = (await sendMany('emptied', 3, aged.hash)).at(-1) as RoomMessage;
+        const kept = (await sendMany('thinned', 3, thinned.hash)).at(-1) as RoomMessage;
+        await purgeAll({ now: Date.now() + 3_601_000 });
+        assert.deepEqual(await store.history(aged.hash, 'emptied', { limit: 10 }), []);
+        assert.deepEqual(await store.rooms(aged.hash, undefined, 10), [listed(emptied)]);
+        assert.deepEqual(await store.rooms(thinned.hash, undefined, 10), [listed(kept)]);
+        const next = await send('emptied', 'after the purge', aged.hash);
+        const beside = await send('besides', 'a room with messages only', aged.hash);
+        assert.deepEqual(await store.rooms(aged.hash, undefined, 10), [
+          listed(beside),
+          listed(next),
+        ]);
+        await purgeAll({ now: Date.now() + 3_601_000 });
+        assert.deepEqual(await store.rooms(aged.hash, undefined, 10), [
+          listed(beside),
+          listed(next),
+        ]);
+        assert.deepEqual(await store.rooms(aged.hash, 'besides', 10), [listed(next)]);
+        assert.deepEqual(await store.rooms(aged.hash, undefined, 1), [listed(beside)]);
+      });
+
+      it('a duplicate adds no room; a deleted project has no rooms, also when created again', async () => {
+        const first = stored(await sendKeyed('keyed', 'one', 'k-rooms'));
+        assert.equal(isDuplicate(await sendKeyed('elsewhere', 'two', 'k-rooms')), true);
+        assert.deepEqual(await store.rooms(project.hash, undefined, 10), [listed(first)]);
+        await store.deleteProject(project.hash);
+        assert.deepEqual(await store.rooms(project.hash, undefined, 10), []);
+        await store.createProject(project);
+        assert.deepEqual(await store.rooms(project.hash, undefined, 10), []);
+      });
+
+      it('storedMessages counts the messages stored now: of a project, and of every project', async () => {
+        const other = newProject();
+        await store.createProject(other);
+        const before = await store.storedMessages(undefined);
+        assert.equal(await store.storedMessages(project.hash), 0);
+        await sendMany('one', 3);
+        await sendMany('two', 2);
+        await sendMany('one', 4, other.hash);
+        assert.equal(isDuplicate(await sendKeyed('one', 'x', 'k-count')), false);
+        assert.equal(isDuplicate(await sendKeyed('one', 'x', 'k-count')), true);
+        assert.equal(await store.storedMessages(project.hash), 6);
+        assert.equal(await store.storedMessages(other.hash), 4);
+        assert.equal(await store.storedMessages(newProject().hash), 0);
+        assert.equal(await store.storedMessages(undefined), before + 10);
+        await store.deleteProject(other.hash);
+        assert.equal(await store.storedMessages(undefined), before + 6);
+      });
+
+      it('storedMessages no longer counts what the purge removed', async () => {
+        const thinned = await projectKeeping({ maxMessagesPerRoom: 2 });
+        await sendMany('a', 5, thinned.hash);
+        await sendMany('b', 1, thinned.hash);
+        assert.equal(await store.storedMessages(thinned.hash), 6);
+        await purgeAll();
+        assert.equal(await store.storedMessages(thinned.hash), 3);
       });
     });
 

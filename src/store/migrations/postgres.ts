@@ -77,4 +77,21 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE INDEX messages_by_age ON messages (project, ts);
     `,
   },
+  {
+    version: 3,
+    name: 'the time of each room counter, rooms by name',
+    sql: `
+      -- The ts of the room's last message (the one numbered last_seq), written by the append
+      -- that advances last_seq, in the same row update: it outlives the message, like last_seq.
+      -- Filled here from the messages still stored; NULL where that message is already gone.
+      ALTER TABLE room_seq ADD COLUMN last_ts BIGINT;
+      UPDATE room_seq AS r SET last_ts = m.ts FROM messages AS m
+      WHERE m.project = r.project AND m.room = r.room AND m.seq = r.last_seq;
+
+      -- A project's rooms in code-point (byte) order, whatever the database's collation: the
+      -- pages of the admin's room list walk it. Only a new room writes to it (the per-batch
+      -- update of last_seq and last_ts changes no indexed column).
+      CREATE INDEX room_seq_by_name ON room_seq (project, room COLLATE "C");
+    `,
+  },
 ];

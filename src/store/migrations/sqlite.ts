@@ -86,4 +86,12 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX messages_by_age ON messages (project, ts);
     `,
   },
+  {
+    version: 4,
+    name: 'the time of a room position',
+    // The ts of the message a position names, written with it by the purge, so that a room whose
+    // every message went still tells when its last one was stored. NULL for the positions kept
+    // before this migration: that time is gone.
+    sql: 'ALTER TABLE room_positions ADD COLUMN last_ts INTEGER;',
+  },
 ];
