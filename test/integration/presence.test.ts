@@ -155,6 +155,20 @@ describe('presence', () => {
     await watcher.expectSilence();
   });
 
+  it('the latest join of a room decides: a join without presence stops the events', async () => {
+    const watcher = await as('quitter');
+    watcher.send({ type: 'join', room: 'decides', presence: true });
+    await watcher.next('joined');
+    await watcher.next('presence');
+    const first = await as('first');
+    await first.join('decides');
+    assert.deepEqual(await watcher.next(), { type: 'presence_join', room: 'decides', user: 'first' });
+    await watcher.join('decides');
+    const second = await as('second');
+    await second.join('decides');
+    await watcher.expectSilence();
+  });
+
   it('GET /api/rooms/:room/presence pages users in order; count is the whole room', async () => {
     const subs = Array.from({ length: 7 }, (_, i) => `user-${i}`);
     for (const sub of subs) await (await as(sub)).join('paged');
