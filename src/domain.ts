@@ -1,6 +1,7 @@
 /**
- * The domain types that cross seams: a stored room message and a project. They belong to no layer
- * (store, bus, protocol and realtime all speak them), so this module imports nothing.
+ * The domain types that cross seams: a stored room message and a project, and the one order of
+ * names (rooms, users) every layer pages by. They belong to no layer (store, bus, cluster state,
+ * protocol and realtime all speak them), so this module imports nothing.
  */
 
 /** A message as stored and delivered: the store assigns `id`, `seq` and `ts`. */
@@ -77,4 +78,25 @@ export function isDuplicate(
   appended: RoomMessage | DuplicateMessage,
 ): appended is DuplicateMessage {
   return 'duplicate' in appended;
+}
+
+/**
+ * Code-point order (UTF-8 byte order, the stores' order): UTF-16 code-unit order but for
+ * surrogates (U+10000 and up), which sort after U+E000–U+FFFF.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) return codePointRank(x) - codePointRank(y);
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Units from U+D800 on, ranked by the code points they begin: surrogates after U+FFFF. */
+function codePointRank(unit: number): number {
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
 }

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ClusterState } from '../cluster/cluster-state.js';
-import type { Project } from '../domain.js';
+import { compareCodePoints, type Project } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { Projects } from '../tenancy/projects.js';
@@ -247,25 +247,4 @@ function fail(response: ServerResponse, code: ErrorCode): void {
 /** `"partial":true` while the shared state is away (the figures are this instance's view). */
 function partial(isPartial: boolean): { partial?: true } {
   return isPartial ? { partial: true } : {};
-}
-
-/**
- * Code-point order (UTF-8 byte order, the stores' order): UTF-16 code-unit order but for
- * surrogates (U+10000 and up), which sort after U+E000–U+FFFF.
- */
-export function compareCodePoints(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x >= 0xd800 && y >= 0xd800) return codePointRank(x) - codePointRank(y);
-    return x - y;
-  }
-  return a.length - b.length;
-}
-
-/** Units from U+D800 on, ranked by the code points they begin: surrogates after U+FFFF. */
-function codePointRank(unit: number): number {
-  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
 }

@@ -162,7 +162,11 @@ describe('presence', () => {
     await watcher.next('presence');
     const first = await as('first');
     await first.join('decides');
-    assert.deepEqual(await watcher.next(), { type: 'presence_join', room: 'decides', user: 'first' });
+    assert.deepEqual(await watcher.next(), {
+      type: 'presence_join',
+      room: 'decides',
+      user: 'first',
+    });
     await watcher.join('decides');
     const second = await as('second');
     await second.join('decides');

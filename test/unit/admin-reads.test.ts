@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { noSettings } from '../../src/domain.js';
-import { compareCodePoints, StoredCounts } from '../../src/http/admin-reads.js';
+import { compareCodePoints, noSettings } from '../../src/domain.js';
+import { StoredCounts } from '../../src/http/admin-reads.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 
 describe('compareCodePoints', () => {
