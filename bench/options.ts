@@ -37,6 +37,8 @@ export const DEFAULT_SIZES: Sizes = {
   recoveryMembers: 10,
   recoverySeen: 10,
   recoveryMissed: 100,
+  presenceWatchers: 100,
+  presenceConnections: 10000,
 };
 
 /** Tiny sizes: a few seconds per scenario, so that CI sees the whole bench run. */
@@ -68,6 +70,8 @@ export const SMOKE_SIZES: Sizes = {
   recoveryMembers: 3,
   recoverySeen: 2,
   recoveryMissed: 5,
+  presenceWatchers: 10,
+  presenceConnections: 500,
 };
 
 export const SERVER_NAMES: ServerName[] = [

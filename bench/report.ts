@@ -144,6 +144,17 @@ export const COLUMNS: Record<ScenarioName, Column[]> = {
     { key: 'serverCpuPct', title: 'server CPU %' },
     { key: 'generatorCpuPct', title: 'generator CPU %' },
   ],
+  presence: [
+    { key: 'cpuUsPerJoin', title: 'CPU µs/connect + join' },
+    { key: 'joinsPerSec', title: 'joins/s' },
+    { key: 'allEventsMs', title: 'time to all events ms' },
+    { key: 'eventsPerSec', title: 'events/s' },
+    { key: 'connections', title: 'connections' },
+    { key: 'watchers', title: 'watchers' },
+    { key: 'events', title: 'events' },
+    { key: 'serverCpuPct', title: 'server CPU %' },
+    { key: 'generatorCpuPct', title: 'generator CPU %' },
+  ],
 };
 
 const YARDSTICK: ServerName = 'minimal-ws';
@@ -563,6 +574,7 @@ export function markdownReport(results: Results, profileText: string | undefined
     "- A figure marked † was measured while the load generator was the bottleneck: one of its workers at ≥ 90 % of a core, or the machine ≥ 90 % busy while the server stayed below 80 % of a core, or the publisher behind its schedule. Such a figure is a floor set by the client, not the server's, and is not quoted.",
     `- Connect: ${Math.min(1000, Math.ceil(s.connectConnections / 5))} connects first, closed again and not counted, so that every server's JIT is warm; then ${s.connectConnections} handshakes + join, ${s.connectConcurrency} at a time.`,
     `- Recovery (socket-base only; no other server recovers): ${s.recoveryRooms * s.recoveryMembers} members in ${s.recoveryRooms} rooms of ${s.recoveryMembers} (and one publisher per room) join and see ${s.recoverySeen} messages per room live, then close; ${s.recoveryMissed} messages are published into each room while they are away; their sockets open again (handshakes not measured), then all send \`join\` with \`since\` = the highest \`seq\` each had seen, at once. Time to catch up runs from the first of those joins to the last replayed message received; CPU per replayed message is the server's CPU over that window ÷ the messages missed (${s.recoveryRooms * s.recoveryMembers * s.recoveryMissed}). The workers check every member's \`seq\`s: one missing, repeated or out of order, or a join not recovered, fails the scenario.`,
+    `- Presence (socket-base only; no other server has presence): ${s.presenceWatchers} watchers join one room with \`"presence":true\` (each ready once its snapshot came), then ${s.presenceConnections} connections, each its own user, handshake + join it (plain joins, ${s.connectConcurrency} at a time, after ${Math.min(1000, Math.ceil(s.presenceConnections / 5))} uncounted warm-up joins): every join is one \`presence_join\` to each watcher. CPU per connect + join is the server's CPU from the first handshake until every watcher has all ${s.presenceConnections} events, ÷ the joins; time to all events runs over the same window; events/s = the ${s.presenceWatchers * s.presenceConnections} events ÷ that time. A watcher with any other number of \`presence_join\` fails the scenario.`,
     '- Closes with 4009 (slow consumer) are counted apart from lost deliveries. "generator CPU %" is all load workers together, in % of one core (highest step).',
     '- The bar is checked two ways for CPU per delivery / message: at the reference rate (a light load every server sustains), and at the highest rate both servers sustained in the same run (median over runs). A server that coalesces writes gets cheaper per delivery as the load grows; one that writes each frame at once does not.',
     '',

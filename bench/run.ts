@@ -27,6 +27,7 @@ import { httpPublish } from './scenarios/http-publish.js';
 import { idle } from './scenarios/idle.js';
 import { multiInstance } from './scenarios/multi-instance.js';
 import { multiTenant } from './scenarios/multi-tenant.js';
+import { presence } from './scenarios/presence.js';
 import { recovery } from './scenarios/recovery.js';
 import type { Scenario, ScenarioOutcome } from './scenarios/types.js';
 import { killAllNow, stopAll } from './servers/processes.js';
@@ -50,6 +51,7 @@ const SCENARIOS: Scenario[] = [
   multiTenant,
   multiInstance,
   recovery,
+  presence,
 ];
 /** No scenario may take longer than this; past it the cell fails and the bench goes on. */
 const SCENARIO_TIMEOUT_MS = 6 * 60 * 1000;
@@ -63,6 +65,7 @@ const REQUIRED: Record<Scenario['name'], string[]> = {
   multitenant: ['cpuUsPerMessage', 'refP99Ms'],
   multiinstance: ['cpuUsPerMessage', 'refP99Ms'],
   recovery: ['catchUpMs', 'replayedPerSec', 'cpuUsPerReplayed'],
+  presence: ['cpuUsPerJoin', 'allEventsMs', 'eventsPerSec'],
 };
 
 const started = Date.now();
@@ -93,6 +96,7 @@ function checkFdLimit(options: Options): void {
     s.tenantProjects * s.tenantRooms * s.tenantMembers,
     s.clusterRooms * s.clusterMembers,
     s.recoveryRooms * (s.recoveryMembers + 1),
+    s.presenceWatchers + s.presenceConnections,
   );
   // The server holds every connection; each worker its share. Children inherit this limit.
   if (most + 200 > limit) {

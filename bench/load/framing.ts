@@ -15,6 +15,7 @@ const ZERO = 0x30;
 export type Control =
   | { kind: 'connected' }
   | { kind: 'joined' }
+  | { kind: 'presence' }
   | { kind: 'reply'; text: string }
   | { kind: 'error'; message: string }
   | { kind: 'ignore' };
@@ -41,6 +42,7 @@ const plain: Framing = {
   control(text) {
     if (text.startsWith('{"type":"joined"')) return { kind: 'joined' };
     if (text.startsWith('{"type":"connected"')) return { kind: 'connected' };
+    if (text.startsWith('{"type":"presence",')) return { kind: 'presence' };
     if (text.startsWith('{"type":"error"')) {
       const parsed: unknown = JSON.parse(text);
       const message =
@@ -72,6 +74,11 @@ const socketio: Framing = {
 /** A join that recovers from `since` (socket-base's JSON frames only: no other server recovers). */
 export function joinSinceFrame(room: string, since: number): string {
   return `{"type":"join","room":${JSON.stringify(room)},"since":${since}}`;
+}
+
+/** A join that asks for the room's presence (socket-base's JSON frames only). */
+export function joinPresenceFrame(room: string): string {
+  return `{"type":"join","room":${JSON.stringify(room)},"presence":true}`;
 }
 
 /** The position a `joined` frame gives (socket-base); undefined when it carries none. */

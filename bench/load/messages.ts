@@ -25,6 +25,16 @@ export interface ConnSpec {
    * Implies followSeq.
    */
   rejoinSince?: number | undefined;
+  /**
+   * Join with `"presence":true` (socket-base): the connection is ready once its `presence`
+   * snapshot has come after `joined`.
+   */
+  presence?: boolean | undefined;
+  /**
+   * Count the frames with this `type` (`"type":"…"` found in the frame, no parse), and when the
+   * last came; such a frame is only counted. Reset by `begin`, read with `counts`.
+   */
+  countType?: string | undefined;
 }
 
 export interface ConnectCommand {
@@ -76,6 +86,10 @@ export interface PositionsCommand {
   cmd: 'positions';
 }
 
+export interface CountsCommand {
+  cmd: 'counts';
+}
+
 export interface CloseCommand {
   cmd: 'close';
 }
@@ -88,6 +102,7 @@ export type Command = (
   | CollectCommand
   | RejoinCommand
   | PositionsCommand
+  | CountsCommand
   | CloseCommand
 ) & { id: number };
 
@@ -164,6 +179,18 @@ export interface PositionsReply {
   conns: (Position | null)[];
 }
 
+/** The frames counted by one connection asked to count a type. */
+export interface FrameCount {
+  count: number;
+  /** Hrtime (µs) of the last one; 0 before any. */
+  lastUs: number;
+}
+
+export interface CountsReply {
+  /** In the order the connections were given; null for one that counts no type. */
+  conns: (FrameCount | null)[];
+}
+
 export type Reply =
   | {
       id: number;
@@ -175,6 +202,7 @@ export type Reply =
         | CollectReply
         | RejoinReply
         | PositionsReply
+        | CountsReply
         | null;
     }
   | { id: number; ok: false; error: string };

@@ -12,6 +12,8 @@ import type {
   Command,
   ConnectReply,
   ConnSpec,
+  CountsReply,
+  FrameCount,
   HttpCommand,
   HttpReply,
   Position,
@@ -144,7 +146,10 @@ export class LoadPool {
     };
   }
 
-  /** Starts a step on every worker: counters reset, deliveries of other steps counted as late. */
+  /**
+   * Starts a step on every worker: counters (deliveries, counted frames) reset, deliveries of
+   * other steps counted as late.
+   */
   async begin(step: number): Promise<void> {
     await Promise.all(this.#workers.map((worker) => worker.call({ cmd: 'begin', step })));
   }
@@ -251,6 +256,14 @@ export class LoadPool {
   async positions(): Promise<(Position | null)[]> {
     const replies = await Promise.all(
       this.#workers.map((worker) => worker.call<PositionsReply>({ cmd: 'positions' })),
+    );
+    return this.#placement.map((place) => replies[place.worker]?.conns[place.index] ?? null);
+  }
+
+  /** Each connection's counted frames, in the order they were given (null: it counts none). */
+  async counts(): Promise<(FrameCount | null)[]> {
+    const replies = await Promise.all(
+      this.#workers.map((worker) => worker.call<CountsReply>({ cmd: 'counts' })),
     );
     return this.#placement.map((place) => replies[place.worker]?.conns[place.index] ?? null);
   }

@@ -8,6 +8,7 @@ import {
   type Control,
   framingOf,
   joinedPosition,
+  joinPresenceFrame,
   joinSinceFrame,
   payloadOf,
   readSeq,
@@ -23,6 +24,7 @@ import type {
   ConnectCommand,
   ConnectReply,
   ConnSpec,
+  CountsReply,
   HttpCommand,
   HttpReply,
   PositionsReply,
@@ -50,6 +52,26 @@ interface Conn {
   received: number;
   /** Only for connections asked to follow `seq`. */
   follower: SeqFollower | undefined;
+  /** Only for connections asked to count a frame type. */
+  counter: Counter | undefined;
+}
+
+/** Frames of one type counted by a connection: found by their `"type":"…"`, never parsed. */
+interface Counter {
+  readonly pattern: Buffer;
+  count: number;
+  lastUs: number;
+}
+
+function counterOf(spec: ConnSpec): Counter | undefined {
+  if (spec.countType === undefined) return undefined;
+  return { pattern: Buffer.from(`"type":${JSON.stringify(spec.countType)}`), count: 0, lastUs: 0 };
+}
+
+function joinText(spec: ConnSpec): string {
+  return spec.presence === true
+    ? joinPresenceFrame(spec.room)
+    : framingOf(protocol).join(spec.room);
 }
 
 let protocol: Protocol = 'plain';
@@ -66,6 +88,15 @@ function bump(counts: Record<string, number>, key: string, by = 1): void {
 }
 
 function onText(conn: Conn, data: Buffer, start: number, end: number, now: number): void {
+  const counter = conn.counter;
+  if (counter !== undefined) {
+    const found = data.indexOf(counter.pattern, start);
+    if (found !== -1 && found + counter.pattern.length <= end) {
+      counter.count++;
+      counter.lastUs = now;
+      return;
+    }
+  }
   const at = data.indexOf(TILDE, start);
   if (at !== -1 && at < end && readStamp(data, at, end)) {
     if (stamp.step === currentStep) {
@@ -83,7 +114,7 @@ function onText(conn: Conn, data: Buffer, start: number, end: number, now: numbe
   const control: Control | { kind: 'join' } = framing.control(text);
   switch (control.kind) {
     case 'join':
-      conn.ws?.sendText(framing.join(conn.spec.room));
+      conn.ws?.sendText(joinText(conn.spec));
       return;
     case 'reply':
       conn.ws?.sendText(control.text);
@@ -93,11 +124,15 @@ function onText(conn: Conn, data: Buffer, start: number, end: number, now: numbe
       if (conn.spec.rejoinSince !== undefined) conn.ready = true;
       return;
     case 'joined': {
-      conn.ready = true;
+      // A presence join is ready with its snapshot, which comes next.
+      if (conn.spec.presence !== true) conn.ready = true;
       const position = conn.follower === undefined ? undefined : joinedPosition(text);
       if (position !== undefined) conn.follower?.joined(position.seq, position.recovered);
       return;
     }
+    case 'presence':
+      if (conn.spec.presence === true) conn.ready = true;
+      return;
     case 'error':
       bump(errors, control.message);
       return;
@@ -120,6 +155,7 @@ function open(spec: ConnSpec, timeoutMs: number): Promise<Conn> {
       spec.followSeq === true || spec.rejoinSince !== undefined
         ? new SeqFollower(spec.rejoinSince)
         : undefined,
+    counter: counterOf(spec),
   };
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -145,7 +181,7 @@ function open(spec: ConnSpec, timeoutMs: number): Promise<Conn> {
       {
         onOpen: () => {
           if (framing.joinOnOpen && spec.rejoinSince === undefined) {
-            conn.ws?.sendText(framing.join(spec.room));
+            conn.ws?.sendText(joinText(spec));
           }
         },
         onText: (data, start, end, now) => {
@@ -191,6 +227,7 @@ async function connect(command: ConnectCommand): Promise<ConnectReply> {
           closing: true,
           received: 0,
           follower: undefined,
+          counter: undefined,
         };
       }
     }
@@ -357,6 +394,14 @@ function positions(): PositionsReply {
   return { conns: conns.map((conn) => conn.follower?.position() ?? null) };
 }
 
+function counts(): CountsReply {
+  return {
+    conns: conns.map(({ counter }) =>
+      counter === undefined ? null : { count: counter.count, lastUs: counter.lastUs },
+    ),
+  };
+}
+
 async function closeAll(): Promise<void> {
   const closing = conns.filter((conn) => !conn.closed && conn.ws !== undefined);
   for (const conn of closing) {
@@ -380,7 +425,13 @@ async function handle(command: Command): Promise<Reply> {
       late = 0;
       lastDeliveryUs = 0;
       latency.reset();
-      for (const conn of conns) conn.received = 0;
+      for (const conn of conns) {
+        conn.received = 0;
+        if (conn.counter !== undefined) {
+          conn.counter.count = 0;
+          conn.counter.lastUs = 0;
+        }
+      }
       return { id: command.id, ok: true, result: null };
     case 'publish':
       return { id: command.id, ok: true, result: await publish(command) };
@@ -392,6 +443,8 @@ async function handle(command: Command): Promise<Reply> {
       return { id: command.id, ok: true, result: rejoin() };
     case 'positions':
       return { id: command.id, ok: true, result: positions() };
+    case 'counts':
+      return { id: command.id, ok: true, result: counts() };
     case 'close':
       await closeAll();
       return { id: command.id, ok: true, result: null };

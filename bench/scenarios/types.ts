@@ -10,7 +10,8 @@ export type ScenarioName =
   | 'http'
   | 'multitenant'
   | 'multiinstance'
-  | 'recovery';
+  | 'recovery'
+  | 'presence';
 
 export const SCENARIO_NAMES: ScenarioName[] = [
   'fanout',
@@ -21,6 +22,7 @@ export const SCENARIO_NAMES: ScenarioName[] = [
   'multitenant',
   'multiinstance',
   'recovery',
+  'presence',
 ];
 
 /** Every size the bench uses; each one can be overridden with --NAME=VALUE. */
@@ -62,6 +64,10 @@ export interface Sizes {
   recoverySeen: number;
   /** Messages per room published while they are away: what each one's rejoin replays. */
   recoveryMissed: number;
+  /** Connections that join the presence room with presence on, before the others: the watchers. */
+  presenceWatchers: number;
+  /** Connections (each its own user) that then join it: each join is an event to every watcher. */
+  presenceConnections: number;
 }
 
 export type Figures = Record<string, number | null>;
