@@ -47,10 +47,14 @@ function presenceFrame(room: string, page: PresencePage, ref: Ref | undefined): 
 export class Session implements Member, ClientHandler {
   readonly id = randomUUID();
   readonly rooms = new Set<string>();
-  /** Rooms whose join was answered: this connection counts as present in them. */
-  readonly #present = new Set<string>();
+  /**
+   * Rooms whose join was answered: this connection counts as present in them. Made on the first
+   * join, and the set below on the first join with presence, so that an idle connection pays for
+   * neither.
+   */
+  #present: Set<string> | undefined;
   /** Rooms whose presence events it asked for. */
-  readonly #watching = new Set<string>();
+  #watching: Set<string> | undefined;
   /** Counted in its project's connections until it ends. */
   #counted = false;
   readonly project: string;
@@ -286,14 +290,16 @@ export class Session implements Member, ClientHandler {
    */
   #beginPresence(room: string, watch: boolean): Promise<void> | undefined {
     const { presence } = this.#context;
+    this.#present ??= new Set();
     if (!this.#present.has(room)) {
       this.#present.add(room);
       presence.enter(this.project, room, this.user);
     }
     if (!watch) {
-      if (this.#watching.delete(room)) presence.unwatch(this, room);
+      if (this.#watching?.delete(room)) presence.unwatch(this, room);
       return undefined;
     }
+    this.#watching ??= new Set();
     this.#watching.add(room);
     return presence.watch(this, room, (page) => {
       if (this.#open && this.rooms.has(room)) this.#send(presenceFrame(room, page, undefined));
@@ -303,14 +309,14 @@ export class Session implements Member, ClientHandler {
   /** The membership ended: no longer present, no more events. */
   #forget(room: string): void {
     const { presence } = this.#context;
-    if (this.#present.delete(room)) presence.exit(this.project, room, this.user);
-    if (this.#watching.delete(room)) presence.unwatch(this, room);
+    if (this.#present?.delete(room)) presence.exit(this.project, room, this.user);
+    if (this.#watching?.delete(room)) presence.unwatch(this, room);
   }
 
   /** The connection ended: out of every room's presence, and of its project's count. */
   #release(): void {
-    for (const room of this.#present) this.#forget(room);
-    for (const room of this.#watching) this.#forget(room);
+    for (const room of this.#present ?? []) this.#forget(room);
+    for (const room of this.#watching ?? []) this.#forget(room);
     if (this.#counted) {
       this.#counted = false;
       this.#context.projectLimits.release(this.project, this.user);
