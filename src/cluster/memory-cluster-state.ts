@@ -10,7 +10,7 @@ import type {
   Totals,
   Transition,
 } from './cluster-state.js';
-import { epochSecond, StoredRates, TokenBuckets } from './local-counters.js';
+import { epochSecond, judge, StoredRates, TokenBuckets } from './local-counters.js';
 import { type IndexEntry, PresenceIndex } from './presence-index.js';
 
 export const DEFAULT_TTL_MS = 30_000;
@@ -167,18 +167,6 @@ export class MemoryDeployment {
     const present = this.#index.change(project, room, user, connections - held);
     if (present !== undefined && room !== null) transitions.push({ project, room, user, present });
   }
-}
-
-/** The admission rule, shared with RedisClusterState's local fallback. */
-export function judge(
-  projectConnections: number,
-  maxConnections: number | null,
-  userConnections: number,
-  maxConnectionsPerUser: number | null,
-): Admission {
-  if (maxConnections !== null && projectConnections >= maxConnections) return 'projectFull';
-  if (maxConnectionsPerUser !== null && userConnections >= maxConnectionsPerUser) return 'userFull';
-  return 'admitted';
 }
 
 export interface MemoryClusterStateOptions {
