@@ -10,7 +10,7 @@ import type {
   Totals,
   Transition,
 } from './cluster-state.js';
-import { epochSecond, judge, StoredRates, TokenBuckets } from './local-counters.js';
+import { epochSecond, StoredRates, TokenBuckets } from './local-counters.js';
 import { PresenceIndex } from './presence-index.js';
 import {
   type Arg,
@@ -22,6 +22,7 @@ import {
   ScriptLink,
 } from './redis-link.js';
 import { COUNTS, PRESENCE, RECORD, ROOMS, STORED, SYNC, TAKE } from './redis-scripts.js';
+import { EntryWriter } from './redis-writer.js';
 
 export interface RedisClusterStateOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -40,14 +41,8 @@ export interface RedisClusterStateOptions {
   onLinkError?(error: Error): void;
 }
 
-/** Entries and admissions sent in one call at most: a script stays a few milliseconds long. */
-const ENTRIES_PER_CALL = 2000;
-const ADMISSIONS_PER_CALL = 500;
 /** How often what `recordStored` counted is added to Redis. */
 const STORED_FLUSH_MS = 1000;
-/** Entries of dead instances a refresh takes away, and a call of `close` (which has the time). */
-const REAP_PER_CALL = 1000;
-const REAP_PER_CLOSING_CALL = 5000;
 /** How long `close` goes on reaping what it leaves; survivors reap the rest on their refreshes. */
 const RELEASE_DEADLINE_MS = 5000;
 
@@ -60,73 +55,6 @@ const SCRIPTS = {
   record: new Script(RECORD),
   stored: new Script(STORED),
 };
-
-const VERDICTS: readonly Admission[] = ['admitted', 'projectFull', 'userFull'];
-
-interface Ref {
-  project: string;
-  room: string | null;
-  user: string;
-}
-
-interface PendingAdmission {
-  project: string;
-  user: string;
-  limits: ConnectionLimits;
-  resolve(verdict: Admission): void;
-}
-
-interface Batch {
-  seq: number;
-  mode: 'start' | 'run' | 'release' | 'drain';
-  reap: boolean;
-  entries: Array<{ key: string; ref: Ref; count: number }>;
-  admissions: PendingAdmission[];
-  /** The change generation this call brings Redis up to (0: it leaves some behind). */
-  covers: number;
-}
-
-type Outcome = 'ok' | 'lost' | 'failed';
-
-type SyncReply =
-  | 'lost'
-  | {
-      alive: number;
-      more: boolean;
-      verdicts: Admission[];
-      transitions: Array<Transition & { seq: number }>;
-    };
-
-/** Checks and decodes a whole answer of SYNC before any of it is applied. */
-function parseSync(value: unknown): SyncReply {
-  const reply = asArray(value);
-  if (asNumber(reply[0]) === 0) return 'lost';
-  const verdicts = asArray(reply[3]).map((code) => {
-    const verdict = VERDICTS[asNumber(code)];
-    if (!verdict) throw new Error('Redis answered an unknown admission');
-    return verdict;
-  });
-  const reported = asArray(reply[4]);
-  const transitions: Array<Transition & { seq: number }> = [];
-  for (let i = 0; i + 4 < reported.length; i += 5) {
-    transitions.push({
-      seq: asNumber(reported[i]),
-      present: asNumber(reported[i + 1]) === 1,
-      project: decodeName(reported[i + 2]),
-      room: decodeName(reported[i + 3]),
-      user: decodeName(reported[i + 4]),
-    });
-  }
-  return { alive: asNumber(reply[1]), more: asNumber(reply[2]) === 1, verdicts, transitions };
-}
-
-function keyOf(project: string, room: string | null, user: string): string {
-  return JSON.stringify([project, room, user]);
-}
-
-function limitArg(limit: number | null): string {
-  return limit === null ? '' : String(limit);
-}
 
 /**
  * The ClusterState on Redis, shared by every instance (key and script design in redis-scripts.ts).
@@ -153,37 +81,15 @@ function limitArg(limit: number | null): string {
  */
 export class RedisClusterState implements ClusterState {
   readonly #link: ScriptLink;
-  readonly #P: string;
-  readonly #id: string;
+  readonly #keys: string;
   readonly #ttlMs: number;
   readonly #connectTimeoutMs: number;
   readonly #handlers: Array<(transition: Transition) => void> = [];
   /** This instance's own connections: the truth Redis is brought to, and the view while away. */
   readonly #local = new PresenceIndex();
-  /** What Redis holds for our entries, as far as an answer said (NaN: unknown). */
-  readonly #remote = new Map<string, number>();
-  /** Entries changed since they were last sent. */
-  readonly #dirty = new Map<string, Ref>();
-  #admissions: PendingAdmission[] = [];
-  #mode: 'start' | 'run' = 'start';
-  #refreshDue = true;
-  #reapDue = true;
-  #seq = 0;
-  /** The last call whose answer arrived: Redis may forget its transitions. */
-  #acked = 0;
-  #alive = 1;
-  #synced = false;
-  /** Bumped by every change to send; `#sentGen` is the highest a sent call brought Redis to. */
-  #gen = 0;
-  #sentGen = 0;
-  #lastSent: Promise<boolean> = Promise.resolve(true);
-  #sendWaiters: Array<{ gen: number; resolve(sent: { outcome: Promise<boolean> }): void }> = [];
-  #writer: Promise<void> | undefined;
-  #scheduled = false;
+  readonly #writer: EntryWriter;
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   #timers: NodeJS.Timeout[] = [];
-  #retry: NodeJS.Timeout | undefined;
-  #whenSynced: (() => void) | undefined;
   /** Local buckets for outages, emptied whenever Redis answers (see the class comment). */
   readonly #buckets = new TokenBuckets();
   #bucketsFresh = true;
@@ -193,8 +99,7 @@ export class RedisClusterState implements ClusterState {
   #closing: Promise<void> | undefined;
 
   constructor(options: RedisClusterStateOptions) {
-    this.#P = `${options.prefix}cs:`;
-    this.#id = options.instanceId ?? randomUUID();
+    this.#keys = `${options.prefix}cs:`;
     this.#ttlMs = options.ttlMs;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#link = new ScriptLink(
@@ -202,12 +107,18 @@ export class RedisClusterState implements ClusterState {
       Object.values(SCRIPTS),
       options.commandTimeoutMs ?? 2000,
       (error) => options.onLinkError?.(error),
-      () => {
-        // Back after an outage (or a restart): refresh now rather than at the next tick.
-        this.#refreshDue = true;
-        this.#kick();
-      },
+      // Back after an outage (or a restart): refresh now rather than at the next tick.
+      () => this.#writer.refresh(false),
     );
+    this.#writer = new EntryWriter({
+      link: this.#link,
+      sync: SCRIPTS.sync,
+      keys: this.#keys,
+      id: options.instanceId ?? randomUUID(),
+      ttlMs: options.ttlMs,
+      local: this.#local,
+      report: (transitions) => this.#report(transitions),
+    });
   }
 
   async start(): Promise<void> {
@@ -215,45 +126,29 @@ export class RedisClusterState implements ClusterState {
     this.#state = 'running';
     const refreshMs = Math.max(1, Math.floor(this.#ttlMs / 3));
     this.#timers.push(
-      setInterval(() => {
-        this.#refreshDue = true;
-        this.#reapDue = true;
-        this.#kick();
-      }, refreshMs),
+      setInterval(() => this.#writer.refresh(true), refreshMs),
       setInterval(() => void this.#flushStored(), STORED_FLUSH_MS),
     );
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.#connectTimeoutMs);
-      this.#whenSynced = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.#kick();
-    });
-    this.#whenSynced = undefined;
+    await this.#writer.start(this.#connectTimeoutMs);
   }
 
   enter(project: string, room: string | null, user: string): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#local.change(project, room, user, 1);
-    this.#touch(project, room, user);
+    this.#writer.touch(project, room, user);
   }
 
   exit(project: string, room: string | null, user: string): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     if (this.#local.count(project, room, user) === 0) return;
     this.#local.change(project, room, user, -1);
-    this.#touch(project, room, user);
+    this.#writer.touch(project, room, user);
   }
 
-  admit(project: string, user: string, limits: ConnectionLimits): Promise<Admission> {
-    if (this.#state === 'closing' || this.#state === 'closed') return Promise.resolve('admitted');
-    if (!this.healthy()) return Promise.resolve(this.#admitLocally(project, user, limits));
-    return new Promise((resolve) => {
-      this.#admissions.push({ project, user, limits, resolve });
-      this.#gen += 1;
-      this.#kick();
-    });
+  async admit(project: string, user: string, limits: ConnectionLimits): Promise<Admission> {
+    if (this.#state === 'closing' || this.#state === 'closed') return 'admitted';
+    if (!this.healthy()) return this.#writer.admitLocally(project, user, limits);
+    return this.#writer.admit(project, user, limits);
   }
 
   presence(
@@ -319,7 +214,7 @@ export class RedisClusterState implements ClusterState {
         const [connections = 0, users = 0, rooms = 0, instances = 0] = reply.map(asNumber);
         return { connections, users, rooms, instances, partial: false };
       },
-      () => ({ ...this.#local.totals(), instances: this.#alive, partial: true }),
+      () => ({ ...this.#local.totals(), instances: this.#writer.alive, partial: true }),
     );
   }
 
@@ -355,7 +250,7 @@ export class RedisClusterState implements ClusterState {
       }
     }
     this.#bucketsFresh = false;
-    const alive = Math.max(1, this.#alive);
+    const alive = Math.max(1, this.#writer.alive);
     const share = Math.max(1, burst / alive);
     return this.#buckets.take(project, perSecond / alive, share, want, performance.now(), 0);
   }
@@ -365,7 +260,7 @@ export class RedisClusterState implements ClusterState {
   }
 
   healthy(): boolean {
-    return this.#state === 'running' && this.#synced && this.#link.ready();
+    return this.#state === 'running' && this.#writer.synced && this.#link.ready();
   }
 
   close(): Promise<void> {
@@ -377,68 +272,20 @@ export class RedisClusterState implements ClusterState {
     const wasRunning = this.#state === 'running';
     this.#state = 'closing';
     for (const timer of this.#timers) clearInterval(timer);
-    clearTimeout(this.#retry);
-    // The call in flight finishes; nothing else is sent, since releasing takes every entry away.
-    await this.#writer;
-    for (const admission of this.#admissions.splice(0)) admission.resolve('admitted');
-    this.#answerWaiters(false);
-    if (wasRunning && this.#synced && this.#link.ready()) {
+    // The call out finishes; nothing more is sent, since releasing takes every entry away.
+    await this.#writer.stop();
+    if (wasRunning) {
       await this.#flushStored();
-      let mode: Batch['mode'] = 'release';
-      const deadline = performance.now() + RELEASE_DEADLINE_MS;
-      while (performance.now() < deadline) {
-        const batch: Batch = {
-          seq: ++this.#seq,
-          mode,
-          reap: true,
-          entries: [],
-          admissions: [],
-          covers: 0,
-        };
-        mode = 'drain';
-        this.#reapDue = false;
-        if ((await this.#send(batch)) !== 'ok' || !this.#reapDue) break;
-      }
+      await this.#writer.release(RELEASE_DEADLINE_MS);
     }
     this.#state = 'closed';
     this.#local.clear();
-    this.#dirty.clear();
-    this.#remote.clear();
     await this.#link.close();
-  }
-
-  #touch(project: string, room: string | null, user: string): void {
-    this.#dirty.set(keyOf(project, room, user), { project, room, user });
-    this.#gen += 1;
-    this.#kick();
-  }
-
-  #admitLocally(project: string, user: string, limits: ConnectionLimits): Admission {
-    // Each instance enforces its share of a limit, against its own connections.
-    const alive = Math.max(1, this.#alive);
-    const share = (limit: number | null) => (limit === null ? null : Math.ceil(limit / alive));
-    const verdict = judge(
-      this.#local.counts(project).connections,
-      share(limits.maxConnections),
-      this.#local.count(project, null, user),
-      share(limits.maxConnectionsPerUser),
-    );
-    if (verdict === 'admitted') {
-      this.#local.change(project, null, user, 1);
-      this.#touch(project, null, user);
-    }
-    return verdict;
   }
 
   async #read<T>(query: () => Promise<T>, local: () => T): Promise<T> {
     if (!this.healthy()) return local();
-    const sent =
-      this.#gen <= this.#sentGen
-        ? { outcome: this.#lastSent }
-        : await new Promise<{ outcome: Promise<boolean> }>((resolve) => {
-            this.#sendWaiters.push({ gen: this.#gen, resolve });
-            this.#kick();
-          });
+    const sent = await this.#writer.sent();
     if (!this.healthy()) return local();
     try {
       const [value, ok] = await Promise.all([query(), sent.outcome]);
@@ -449,178 +296,11 @@ export class RedisClusterState implements ClusterState {
   }
 
   #run(script: Script, args: readonly Arg[]): Promise<unknown> {
-    return this.#link.run(script, [this.#P, ...args]);
+    return this.#link.run(script, [this.#keys, ...args]);
   }
 
-  #kick(): void {
-    if (this.#state !== 'running' || this.#writer || this.#scheduled) return;
-    this.#scheduled = true;
-    // On the next turn, so that every call of this tick goes in one script call.
-    setImmediate(() => {
-      this.#scheduled = false;
-      if (this.#state !== 'running' || this.#writer) return;
-      this.#writer = this.#write().finally(() => {
-        this.#writer = undefined;
-      });
-    });
-  }
-
-  #hasWork(): boolean {
-    return this.#dirty.size > 0 || this.#admissions.length > 0 || this.#refreshDue || this.#reapDue;
-  }
-
-  async #write(): Promise<void> {
-    while (this.#state === 'running' && this.#hasWork()) {
-      if (!this.#link.ready()) {
-        // Nothing can be sent: whoever waits is answered from here; 'ready' kicks again.
-        this.#synced = false;
-        for (const admission of this.#admissions.splice(0)) {
-          admission.resolve(
-            this.#admitLocally(admission.project, admission.user, admission.limits),
-          );
-        }
-        this.#answerWaiters(false);
-        return;
-      }
-      const outcome = await this.#send(this.#compose());
-      if (outcome === 'failed') {
-        this.#answerWaiters(false);
-        // Tried again soon (or when the link is back), not in a tight loop against a failing Redis.
-        clearTimeout(this.#retry);
-        this.#retry = setTimeout(() => this.#kick(), Math.min(1000, this.#ttlMs / 3));
-        return;
-      }
-    }
-  }
-
-  #compose(): Batch {
-    const entries: Batch['entries'] = [];
-    for (const [key, ref] of this.#dirty) {
-      this.#dirty.delete(key);
-      const count = this.#local.count(ref.project, ref.room, ref.user);
-      if (count === (this.#remote.get(key) ?? 0)) continue;
-      entries.push({ key, ref, count });
-      if (entries.length >= ENTRIES_PER_CALL) break;
-    }
-    const admissions = this.#admissions.splice(0, ADMISSIONS_PER_CALL);
-    const complete = this.#dirty.size === 0 && this.#admissions.length === 0;
-    const reap = this.#reapDue;
-    this.#refreshDue = false;
-    this.#reapDue = false;
-    const covers = complete ? this.#gen : 0;
-    return { seq: ++this.#seq, mode: this.#mode, reap, entries, admissions, covers };
-  }
-
-  /** Sends one call; the command is written before this returns (a read may follow it). */
-  #send(batch: Batch): Promise<Outcome> {
-    // Projects and rooms repeat from entry to entry: each is encoded once a call.
-    const names = new Map<string, Buffer>();
-    const name = (value: string) => {
-      let encoded = names.get(value);
-      if (!encoded) {
-        encoded = encodeName(value);
-        names.set(value, encoded);
-      }
-      return encoded;
-    };
-    const args: Arg[] = [this.#id, this.#ttlMs, batch.seq, this.#acked, batch.mode];
-    const closing = batch.mode === 'release' || batch.mode === 'drain';
-    const reap = batch.reap ? (closing ? REAP_PER_CLOSING_CALL : REAP_PER_CALL) : 0;
-    args.push(reap, batch.entries.length);
-    for (const { ref, count } of batch.entries) {
-      args.push(ref.room === null ? 'p' : 'r', name(ref.project));
-      args.push(name(ref.room ?? ''), encodeName(ref.user), count);
-    }
-    args.push(batch.admissions.length);
-    for (const { project, user, limits } of batch.admissions) {
-      args.push(encodeName(project), encodeName(user));
-      args.push(limitArg(limits.maxConnections), limitArg(limits.maxConnectionsPerUser));
-    }
-    const outcome = this.#run(SCRIPTS.sync, args).then(
-      (reply) => {
-        let parsed: SyncReply;
-        try {
-          parsed = parseSync(reply);
-        } catch {
-          return this.#failed(batch);
-        }
-        return this.#received(batch, parsed);
-      },
-      () => this.#failed(batch),
-    );
-    const ok = outcome.then((o) => o === 'ok');
-    this.#lastSent = ok;
-    if (batch.covers > this.#sentGen) {
-      this.#sentGen = batch.covers;
-      this.#answerWaiters(true, ok);
-    }
-    return outcome;
-  }
-
-  #answerWaiters(sent: boolean, outcome: Promise<boolean> = Promise.resolve(false)): void {
-    const ready = sent
-      ? this.#sendWaiters.filter((w) => w.gen <= this.#sentGen)
-      : this.#sendWaiters;
-    this.#sendWaiters = sent ? this.#sendWaiters.filter((w) => w.gen > this.#sentGen) : [];
-    for (const waiter of ready) waiter.resolve({ outcome });
-  }
-
-  #received(batch: Batch, reply: SyncReply): Outcome {
-    if (reply === 'lost') {
-      // The lease is gone: Redis holds none of our entries. Take it again and send them all.
-      this.#mode = 'start';
-      this.#synced = false;
-      this.#refreshDue = true;
-      this.#remote.clear();
-      for (const e of this.#local.entries()) this.#dirty.set(keyOf(e.project, e.room, e.user), e);
-      this.#admissions.unshift(...batch.admissions);
-      return 'lost';
-    }
-    if (batch.mode === 'start') this.#mode = 'run';
-    for (const { key, count } of batch.entries) {
-      if (count === 0) this.#remote.delete(key);
-      else this.#remote.set(key, count);
-    }
-    batch.admissions.forEach((admission, i) => {
-      const verdict = reply.verdicts[i] ?? 'admitted';
-      if (verdict === 'admitted') {
-        const key = keyOf(admission.project, null, admission.user);
-        this.#local.change(admission.project, null, admission.user, 1);
-        this.#remote.set(key, (this.#remote.get(key) ?? 0) + 1);
-      }
-      admission.resolve(verdict);
-    });
-    this.#alive = reply.alive;
-    if (reply.more) this.#reapDue = true;
-    // Those of calls up to the last answered one were reported with their own answer.
-    const transitions = reply.transitions.filter((t) => t.seq > this.#acked);
-    this.#acked = batch.seq;
-    this.#synced = true;
-    this.#whenSynced?.();
-    this.#report(transitions);
-    return 'ok';
-  }
-
-  #failed(batch: Batch): Outcome {
-    // The call may or may not have run: Redis' counts of these entries are unknown until sent again.
-    this.#synced = false;
-    this.#refreshDue = true;
-    if (batch.reap) this.#reapDue = true;
-    for (const { key, ref } of batch.entries) {
-      this.#remote.set(key, Number.NaN);
-      this.#dirty.set(key, ref);
-    }
-    for (const admission of batch.admissions) {
-      const key = keyOf(admission.project, null, admission.user);
-      this.#remote.set(key, Number.NaN);
-      this.#dirty.set(key, { project: admission.project, room: null, user: admission.user });
-      admission.resolve(this.#admitLocally(admission.project, admission.user, admission.limits));
-    }
-    return 'failed';
-  }
-
-  #report(transitions: ReadonlyArray<Transition & { seq: number }>): void {
-    for (const { seq: _, ...transition } of transitions) {
+  #report(transitions: readonly Transition[]): void {
+    for (const transition of transitions) {
       for (const handler of this.#handlers) {
         try {
           handler(transition);

@@ -353,6 +353,23 @@ describe('RedisClusterState', () => {
     assert.equal((await b.presence('p1', 'lobby', undefined, 10)).count, 0);
   });
 
+  it('a call made while an answer is on its way goes out at once, not at the next refresh', {
+    timeout: 15_000,
+  }, async () => {
+    // Refreshes every 20 s: any call left waiting for one would blow the bound below.
+    const { a } = await pair(60_000);
+    const none = { maxConnections: null, maxConnectionsPerUser: null };
+    const started = performance.now();
+    for (let i = 0; i < 50; i++) {
+      assert.equal(await a.admit('p1', `user-${i}`, none), 'admitted');
+      a.enter('p1', 'lobby', `user-${i}`);
+      assert.equal((await a.presence('p1', 'lobby', undefined, 1)).count, i + 1);
+      const verdicts = await Promise.all([a.admit('p1', 'x', none), a.admit('p2', 'x', none)]);
+      assert.deepEqual(verdicts, ['admitted', 'admitted']);
+    }
+    assert.ok(performance.now() - started < 5000, `${performance.now() - started} ms`);
+  });
+
   it('keeps two prefixes apart on one Redis', async () => {
     cluster = new Cluster();
     const a = await cluster.add();
