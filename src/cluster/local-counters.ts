@@ -7,6 +7,19 @@ import type { Admission } from './cluster-state.js';
 
 export const STORED_WINDOW_S = 10;
 
+/**
+ * How an instance spends its `ttlMs`: its lease lasts 3/4 of it and is refreshed (and lapsed
+ * leases of others looked for) every quarter. A dead instance's entries are thus taken away within
+ * ttlMs of its death (its lease lapses within 3/4, a survivor looks within the next quarter), and
+ * a live one misses two refreshes before its lease lapses.
+ */
+export function leaseTiming(ttlMs: number): { leaseMs: number; refreshMs: number } {
+  return {
+    leaseMs: Math.max(1, Math.floor((ttlMs * 3) / 4)),
+    refreshMs: Math.max(1, Math.floor(ttlMs / 4)),
+  };
+}
+
 /** Under both limits (null: none), given the connections counted so far; the project's first. */
 export function judge(
   projectConnections: number,

@@ -10,7 +10,7 @@ import type {
   Totals,
   Transition,
 } from './cluster-state.js';
-import { epochSecond, StoredRates, TokenBuckets } from './local-counters.js';
+import { epochSecond, leaseTiming, StoredRates, TokenBuckets } from './local-counters.js';
 import { PresenceIndex } from './presence-index.js';
 import {
   type Arg,
@@ -29,7 +29,7 @@ export interface RedisClusterStateOptions {
   url: string;
   /** Prepended to every key (then `cs:`), so that deployments sharing one Redis stay apart. */
   prefix: string;
-  /** How long the lease lasts without a refresh; it is refreshed every ttlMs / 3. */
+  /** Within how long of its death an instance's entries go (see leaseTiming in local-counters.ts). */
   ttlMs: number;
   /** How long one call may wait for Redis before it counts as away. Default 2000 ms. */
   commandTimeoutMs?: number;
@@ -55,6 +55,11 @@ const SCRIPTS = {
   record: new Script(RECORD),
   stored: new Script(STORED),
 };
+
+/** A page size Redis takes as asked: a negative LIMIT count would mean "all of them". */
+function count(limit: number): number {
+  return Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0;
+}
 
 /**
  * The ClusterState on Redis, shared by every instance (key and script design in redis-scripts.ts).
@@ -82,7 +87,7 @@ const SCRIPTS = {
 export class RedisClusterState implements ClusterState {
   readonly #link: ScriptLink;
   readonly #keys: string;
-  readonly #ttlMs: number;
+  readonly #refreshMs: number;
   readonly #connectTimeoutMs: number;
   readonly #handlers: Array<(transition: Transition) => void> = [];
   /** This instance's own connections: the truth Redis is brought to, and the view while away. */
@@ -100,7 +105,8 @@ export class RedisClusterState implements ClusterState {
 
   constructor(options: RedisClusterStateOptions) {
     this.#keys = `${options.prefix}cs:`;
-    this.#ttlMs = options.ttlMs;
+    const { leaseMs, refreshMs } = leaseTiming(options.ttlMs);
+    this.#refreshMs = refreshMs;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#link = new ScriptLink(
       options.url,
@@ -115,7 +121,8 @@ export class RedisClusterState implements ClusterState {
       sync: SCRIPTS.sync,
       keys: this.#keys,
       id: options.instanceId ?? randomUUID(),
-      ttlMs: options.ttlMs,
+      leaseMs,
+      retryMs: Math.min(1000, refreshMs),
       local: this.#local,
       report: (transitions) => this.#report(transitions),
     });
@@ -124,9 +131,8 @@ export class RedisClusterState implements ClusterState {
   async start(): Promise<void> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
-    const refreshMs = Math.max(1, Math.floor(this.#ttlMs / 3));
     this.#timers.push(
-      setInterval(() => this.#writer.refresh(true), refreshMs),
+      setInterval(() => this.#writer.refresh(true), this.#refreshMs),
       setInterval(() => void this.#flushStored(), STORED_FLUSH_MS),
     );
     await this.#writer.start(this.#connectTimeoutMs);
@@ -161,7 +167,11 @@ export class RedisClusterState implements ClusterState {
     return this.#read<PresencePage>(
       async () => {
         const reply = asArray(
-          await this.#run(SCRIPTS.presence, [...args, after === undefined ? '0' : '1', limit]),
+          await this.#run(SCRIPTS.presence, [
+            ...args,
+            after === undefined ? '0' : '1',
+            count(limit),
+          ]),
         );
         const users = asArray(reply[1]);
         const conns = asArray(reply[2]);
@@ -179,7 +189,7 @@ export class RedisClusterState implements ClusterState {
     const args = [encodeName(project), encodeName(after ?? ''), after === undefined ? '0' : '1'];
     return this.#read<RoomsPage>(
       async () => {
-        const reply = asArray(await this.#run(SCRIPTS.rooms, [...args, limit]));
+        const reply = asArray(await this.#run(SCRIPTS.rooms, [...args, count(limit)]));
         const present = asArray(reply[1]);
         const rooms = asArray(reply[0]).map((r, i) => ({
           room: decodeName(r),

@@ -161,7 +161,7 @@ end
 `;
 
 /**
- * One call of the writer of an instance. ARGV: P, id, ttlMs, seq, ack, mode, reap (how many
+ * One call of the writer of an instance. ARGV: P, id, leaseMs, seq, ack, mode, reap (how many
  * entries of graves to take away after burying lapsed leases; '0': none), N, N × (kind 'p'|'r', project, room, user, connections),
  * M, M × (project, user, maxConnections, maxConnectionsPerUser; '' for no limit).
  *

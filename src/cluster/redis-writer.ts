@@ -63,7 +63,10 @@ export interface WriterOptions {
   /** `${prefix}cs:` */
   keys: string;
   id: string;
-  ttlMs: number;
+  /** How long the lease lasts from each call. */
+  leaseMs: number;
+  /** How long to wait before trying again after a failed call. */
+  retryMs: number;
   /** This instance's own connections; admissions judged by Redis are counted here too. */
   local: PresenceIndex;
   report(transitions: readonly Transition[]): void;
@@ -241,7 +244,7 @@ export class EntryWriter {
           this.#answerWaiters(false);
           // Tried again soon (or when the link is back), not in a tight loop against a failing Redis.
           clearTimeout(this.#retry);
-          this.#retry = setTimeout(() => this.#kick(), Math.min(1000, this.#o.ttlMs / 3));
+          this.#retry = setTimeout(() => this.#kick(), this.#o.retryMs);
           return;
         }
       }
@@ -308,8 +311,8 @@ export class EntryWriter {
       }
       return encoded;
     };
-    const { keys, id, ttlMs } = this.#o;
-    const args: Arg[] = [keys, id, ttlMs, batch.seq, this.#acked, batch.mode];
+    const { keys, id, leaseMs } = this.#o;
+    const args: Arg[] = [keys, id, leaseMs, batch.seq, this.#acked, batch.mode];
     const releasing = batch.mode === 'release' || batch.mode === 'drain';
     const reap = batch.reap ? (releasing ? REAP_PER_RELEASE_CALL : REAP_PER_CALL) : 0;
     args.push(reap, batch.entries.length);

@@ -627,13 +627,10 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
         await Promise.all([a, b, c].map((s) => s.counts('p1')));
         const killed = performance.now();
         await kill(a);
-        const [left] = await transitions.waitFor(
-          is(transition('alice', false)),
-          1,
-          ttlMs * 3 + 2000,
-        );
+        const [left] = await transitions.waitFor(is(transition('alice', false)), 1, ttlMs * 3);
         const after = performance.now() - killed;
-        assert.ok(after < ttlMs * 2 + 1000, `left after ${after} ms`);
+        // Within ttlMs of its death, plus time for a call or two on a busy machine.
+        assert.ok(after < ttlMs + 400, `left after ${after} ms`);
         assert.notEqual(left?.instance, 0, 'a survivor reports it');
         await Promise.all([b, c].map((s) => transitions.settle(s)));
         const seen = transitions.reported().map((s) => s.transition);

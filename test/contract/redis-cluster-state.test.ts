@@ -9,6 +9,7 @@ import {
   type RedisClusterStateOptions,
 } from '../../src/cluster/redis-cluster-state.js';
 import { eventually } from '../helpers/eventually.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { clusterStateContract, is, Transitions, transition } from './cluster-state.contract.js';
 
@@ -279,6 +280,72 @@ describe('RedisClusterState', () => {
       instances: 2,
       partial: false,
     });
+  });
+
+  it('a silent network (calls time out) counts as away; what was held back applies once, on return', async () => {
+    const { a, b, proxy, transitions } = await pair();
+    a.enter('p1', 'lobby', 'alice');
+    await transitions.waitFor(is(transition('alice', true)));
+    proxy.freeze();
+    a.enter('p1', 'lobby', 'carol');
+    a.exit('p1', 'lobby', 'alice');
+    // Answered from the local view once the call holding the changes has timed out.
+    assert.deepEqual(await a.presence('p1', 'lobby', undefined, 10), {
+      users: [{ user: 'carol', connections: 1 }],
+      count: 1,
+      partial: true,
+    });
+    assert.equal(a.healthy(), false);
+    await back(a, proxy);
+    await transitions.waitFor(is(transition('carol', true)));
+    await Promise.all([a, b].map((s) => transitions.settle(s)));
+    assert.deepEqual(
+      transitions.reported().map((s) => [s.instance, s.transition]),
+      [
+        [0, transition('alice', true)],
+        [0, transition('carol', true)],
+        [0, transition('alice', false)],
+      ],
+    );
+    assert.deepEqual((await b.presence('p1', 'lobby', undefined, 10)).users, [
+      { user: 'carol', connections: 1 },
+    ]);
+  });
+
+  it('Redis restarted empty: scripts are loaded again and each instance restores its entries', async () => {
+    cluster = new Cluster();
+    const server = await startRedisServer();
+    try {
+      const options = { url: server.url, prefix: cluster.prefix, ttlMs: 10_000, onLinkError() {} };
+      const a = new RedisClusterState(options);
+      const b = new RedisClusterState(options);
+      const transitions = new Transitions([a, b]);
+      try {
+        await Promise.all([a.start(), b.start()]);
+        a.enter('p1', 'lobby', 'alice');
+        b.enter('p1', 'lobby', 'bob');
+        b.enter('p1', null, 'bob');
+        await transitions.waitFor((t) => t.present, 2);
+        await server.restart();
+        await transitions.waitFor((t) => t.present, 4);
+        await until('both to be healthy', () => a.healthy() && b.healthy());
+        assert.deepEqual((await a.presence('p1', 'lobby', undefined, 10)).users, [
+          { user: 'alice', connections: 1 },
+          { user: 'bob', connections: 1 },
+        ]);
+        assert.deepEqual(await a.totals(), {
+          connections: 1,
+          users: 1,
+          rooms: 1,
+          instances: 2,
+          partial: false,
+        });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    } finally {
+      await server.stop();
+    }
   });
 
   it('a transition whose answer was lost is reported once, with the next answer', async () => {
