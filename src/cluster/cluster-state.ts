@@ -16,7 +16,9 @@
  *   of exactly one instance: `present: true` when a user's first connection enters a room
  *   (anywhere), `present: false` when their last one leaves it — also when it goes because its
  *   instance died (its lease expired: within `ttlMs` of its last refresh) or because the state was
- *   restored after an outage. Project scopes (room null) report no transitions.
+ *   restored after an outage. Project scopes (room null) report no transitions. An `enter` and
+ *   the `exit` that undoes it may reach the shared state together (made in the same tick, or while
+ *   it was away): then neither is reported.
  * - A count never costs a scan: `presence().count`, `counts()` and `totals()` are O(1) in the
  *   number of users; a page of `presence()` or `rooms()` is O(page) (plus O(log n) to find it).
  * - Reads never reject: while the shared state is away they answer from what this instance knows,

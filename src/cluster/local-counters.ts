@@ -1,10 +1,36 @@
 /**
- * Token buckets and stored-message rates kept in this process: the whole of them in memory, and the
- * fallback of RedisClusterState while Redis is away. Both are keyed by project; projects are few
- * (created by an admin), so nothing here is pruned.
+ * The admission rule, token buckets and stored-message rates kept in this process: the whole of
+ * them in memory, and the fallback of RedisClusterState while Redis is away. Buckets and rates are
+ * keyed by project; projects are few (created by an admin), so nothing here is pruned.
  */
+import type { Admission } from './cluster-state.js';
 
 export const STORED_WINDOW_S = 10;
+
+/**
+ * How an instance spends its `ttlMs`: its lease lasts 3/4 of it and is refreshed (and lapsed
+ * leases of others looked for) every quarter. A dead instance's entries are thus taken away within
+ * ttlMs of its death (its lease lapses within 3/4, a survivor looks within the next quarter), and
+ * a live one misses two refreshes before its lease lapses.
+ */
+export function leaseTiming(ttlMs: number): { leaseMs: number; refreshMs: number } {
+  return {
+    leaseMs: Math.max(1, Math.floor((ttlMs * 3) / 4)),
+    refreshMs: Math.max(1, Math.floor(ttlMs / 4)),
+  };
+}
+
+/** Under both limits (null: none), given the connections counted so far; the project's first. */
+export function judge(
+  projectConnections: number,
+  maxConnections: number | null,
+  userConnections: number,
+  maxConnectionsPerUser: number | null,
+): Admission {
+  if (maxConnections !== null && projectConnections >= maxConnections) return 'projectFull';
+  if (maxConnectionsPerUser !== null && userConnections >= maxConnectionsPerUser) return 'userFull';
+  return 'admitted';
+}
 
 interface Bucket {
   tokens: number;
@@ -16,11 +42,19 @@ export class TokenBuckets {
 
   /**
    * Grants min(want, whole tokens held) from the project's bucket, which holds at most `burst`
-   * tokens and gains `perSecond` a second. A bucket not seen before starts full. The rate and
-   * burst of the call apply, so a changed setting takes effect at once.
+   * tokens and gains `perSecond` a second. A bucket not seen before starts with `initial` tokens
+   * (full by default). The rate and burst of the call apply, so a changed setting takes effect at
+   * once.
    */
-  take(project: string, perSecond: number, burst: number, want: number, now: number): number {
-    const bucket = this.#buckets.get(project) ?? { tokens: burst, at: now };
+  take(
+    project: string,
+    perSecond: number,
+    burst: number,
+    want: number,
+    now: number,
+    initial = burst,
+  ): number {
+    const bucket = this.#buckets.get(project) ?? { tokens: initial, at: now };
     const elapsed = Math.max(0, now - bucket.at);
     const tokens = Math.min(burst, bucket.tokens + (elapsed * Math.max(0, perSecond)) / 1000);
     const granted = Math.max(0, Math.min(Math.floor(want), Math.floor(tokens)));

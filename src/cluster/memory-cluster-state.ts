@@ -10,7 +10,7 @@ import type {
   Totals,
   Transition,
 } from './cluster-state.js';
-import { epochSecond, StoredRates, TokenBuckets } from './local-counters.js';
+import { epochSecond, judge, leaseTiming, StoredRates, TokenBuckets } from './local-counters.js';
 import { type IndexEntry, PresenceIndex } from './presence-index.js';
 
 export const DEFAULT_TTL_MS = 30_000;
@@ -38,10 +38,10 @@ export class MemoryDeployment {
   readonly #buckets = new TokenBuckets();
   readonly #stored = new StoredRates();
 
-  /** Takes the lease of `id` for `ttlMs`, first giving up one it held, and counts `entries`. */
-  register(id: string, ttlMs: number, entries: Iterable<IndexEntry>): Transition[] {
+  /** Takes the lease of `id` for `leaseMs`, first giving up one it held, and counts `entries`. */
+  register(id: string, leaseMs: number, entries: Iterable<IndexEntry>): Transition[] {
     const transitions = this.release(id);
-    const lease: Lease = { expiresAt: performance.now() + ttlMs, entries: new Map() };
+    const lease: Lease = { expiresAt: performance.now() + leaseMs, entries: new Map() };
     this.#leases.set(id, lease);
     for (const e of entries)
       this.#apply(lease, e.project, e.room, e.user, e.connections, transitions);
@@ -49,10 +49,10 @@ export class MemoryDeployment {
   }
 
   /** Extends the lease of `id`; false when it has none (it lapsed and was reaped). */
-  renew(id: string, ttlMs: number): boolean {
+  renew(id: string, leaseMs: number): boolean {
     const lease = this.#leases.get(id);
     if (!lease) return false;
-    lease.expiresAt = performance.now() + ttlMs;
+    lease.expiresAt = performance.now() + leaseMs;
     return true;
   }
 
@@ -169,22 +169,10 @@ export class MemoryDeployment {
   }
 }
 
-/** The admission rule, shared with RedisClusterState's local fallback. */
-export function judge(
-  projectConnections: number,
-  maxConnections: number | null,
-  userConnections: number,
-  maxConnectionsPerUser: number | null,
-): Admission {
-  if (maxConnections !== null && projectConnections >= maxConnections) return 'projectFull';
-  if (maxConnectionsPerUser !== null && userConnections >= maxConnectionsPerUser) return 'userFull';
-  return 'admitted';
-}
-
 export interface MemoryClusterStateOptions {
   /** The shared state; instances given the same one see each other. Default: a fresh one. */
   deployment?: MemoryDeployment;
-  /** How long the lease lasts without a refresh; it is refreshed every ttlMs / 3. */
+  /** Within how long of its death an instance's entries go (see leaseTiming). Default 30000. */
   ttlMs?: number;
   instanceId?: string;
 }
@@ -194,14 +182,15 @@ export interface MemoryClusterStateOptions {
  * - Everything but the delivery of transitions is synchronous; handlers run on a microtask after
  *   the call that caused them (and before `close` resolves, for its own), never inside it.
  * - `crash()` stops the instance as a killed process would: no refresh, no release. Its lease
- *   lapses after `ttlMs` and a survivor's next refresh reaps it.
+ *   lapses and a survivor's next refresh reaps it, within `ttlMs`.
  * - Calls before `start` are kept locally and counted by `start`; after `close` (or `crash`),
  *   `enter` and `exit` are ignored, `admit` answers 'admitted' and counts nothing, reads answer
  *   an empty view with `partial: true`.
  */
 export class MemoryClusterState implements ClusterState {
   readonly #deployment: MemoryDeployment;
-  readonly #ttlMs: number;
+  readonly #leaseMs: number;
+  readonly #refreshMs: number;
   readonly #id: string;
   readonly #handlers: Array<(transition: Transition) => void> = [];
   /** This instance's own connections: what it counts again if its lease was lost. */
@@ -212,15 +201,17 @@ export class MemoryClusterState implements ClusterState {
 
   constructor(options: MemoryClusterStateOptions = {}) {
     this.#deployment = options.deployment ?? new MemoryDeployment();
-    this.#ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+    ({ leaseMs: this.#leaseMs, refreshMs: this.#refreshMs } = leaseTiming(
+      options.ttlMs ?? DEFAULT_TTL_MS,
+    ));
     this.#id = options.instanceId ?? randomUUID();
   }
 
   async start(): Promise<void> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
-    this.#report(this.#deployment.register(this.#id, this.#ttlMs, this.#mine.entries()));
-    this.#timer = setInterval(() => this.#refresh(), Math.max(1, Math.floor(this.#ttlMs / 3)));
+    this.#report(this.#deployment.register(this.#id, this.#leaseMs, this.#mine.entries()));
+    this.#timer = setInterval(() => this.#refresh(), this.#refreshMs);
   }
 
   enter(project: string, room: string | null, user: string): void {
@@ -339,12 +330,12 @@ export class MemoryClusterState implements ClusterState {
   }
 
   #refresh(): void {
-    if (!this.#deployment.renew(this.#id, this.#ttlMs)) this.#rejoin();
+    if (!this.#deployment.renew(this.#id, this.#leaseMs)) this.#rejoin();
     this.#report(this.#deployment.reap());
   }
 
   #rejoin(): void {
-    this.#report(this.#deployment.register(this.#id, this.#ttlMs, this.#mine.entries()));
+    this.#report(this.#deployment.register(this.#id, this.#leaseMs, this.#mine.entries()));
   }
 
   #report(transitions: readonly Transition[]): void {

@@ -289,6 +289,8 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
         for (const name of odd) a.enter(name, name, name);
         a.enter('a', 'a:b', 'x');
         a.enter('a:b', 'a', 'y');
+        // Another instance sees them once this one has (a read here is that barrier).
+        await a.counts('a');
         for (const name of odd) {
           assert.deepEqual(await b.presence(name, name, undefined, 10), {
             users: [{ user: name, connections: 1 }],
@@ -318,6 +320,8 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
         await transitions.waitFor(is(transition('alice', true)));
         b.enter('p1', 'lobby', 'alice');
         c.enter('p1', 'lobby', 'alice');
+        // Calls of different instances have no order: these must be in before a's exit.
+        await Promise.all([b, c].map((s) => s.counts('p1')));
         a.exit('p1', 'lobby', 'alice');
         b.exit('p1', 'lobby', 'alice');
         await Promise.all([a, b, c].map((s) => transitions.settle(s)));
@@ -503,6 +507,7 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
           partial: false,
         });
         a.exit('p1', null, 'alice');
+        await a.counts('p1');
         assert.equal(await b.admit('p1', 'dave', limits), 'admitted', 'an exit frees a slot');
       });
 
@@ -517,8 +522,10 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
         assert.equal(await b.admit('p1', 'bob', limits), 'admitted');
         b.enter('p1', null, 'carol');
         b.enter('p1', null, 'carol');
+        await b.counts('p1');
         assert.equal(await a.admit('p1', 'carol', limits), 'userFull', 'enter counts as admit');
         b.exit('p1', null, 'alice');
+        await b.counts('p1');
         assert.equal(await a.admit('p1', 'alice', limits), 'admitted');
       });
 
@@ -620,13 +627,10 @@ export function clusterStateContract(name: string, factory: ClusterFactory): voi
         await Promise.all([a, b, c].map((s) => s.counts('p1')));
         const killed = performance.now();
         await kill(a);
-        const [left] = await transitions.waitFor(
-          is(transition('alice', false)),
-          1,
-          ttlMs * 3 + 2000,
-        );
+        const [left] = await transitions.waitFor(is(transition('alice', false)), 1, ttlMs * 3);
         const after = performance.now() - killed;
-        assert.ok(after < ttlMs * 2 + 1000, `left after ${after} ms`);
+        // Within ttlMs of its death, plus time for a call or two on a busy machine.
+        assert.ok(after < ttlMs + 400, `left after ${after} ms`);
         assert.notEqual(left?.instance, 0, 'a survivor reports it');
         await Promise.all([b, c].map((s) => transitions.settle(s)));
         const seen = transitions.reported().map((s) => s.transition);
