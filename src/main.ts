@@ -10,6 +10,7 @@ import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
 import type { ClusterState } from './cluster/cluster-state.js';
 import { MemoryClusterState } from './cluster/memory-cluster-state.js';
+import { RedisClusterState } from './cluster/redis-cluster-state.js';
 import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
@@ -78,11 +79,20 @@ async function openBus(config: Config, logger: Logger): Promise<Bus> {
   }).catch(unusable('REDIS_URL', config.redisUrl));
 }
 
-/** Presence and counts in this process (shared through Redis once redis-cluster-state.ts lands). */
-async function openClusterState(config: Config): Promise<ClusterState> {
-  const memory = new MemoryClusterState({ ttlMs: config.presenceTtlMs });
-  await memory.start();
-  return memory;
+/** Presence and counts in this process, or shared by every instance through Redis. */
+async function openClusterState(config: Config, logger: Logger): Promise<ClusterState> {
+  const cluster =
+    config.redisUrl === undefined
+      ? new MemoryClusterState({ ttlMs: config.presenceTtlMs })
+      : new RedisClusterState({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          ttlMs: config.presenceTtlMs,
+          commandTimeoutMs: config.redisCommandTimeoutMs,
+          onLinkError: (error) => logger.warn({ err: error.message }, 'cluster state link error'),
+        });
+  await cluster.start();
+  return cluster;
 }
 
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
@@ -105,7 +115,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   }
   let cluster: ClusterState;
   try {
-    cluster = await openClusterState(config);
+    cluster = await openClusterState(config, logger);
   } catch (error) {
     await bus.close();
     await store.close();
