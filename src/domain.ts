@@ -1,7 +1,7 @@
 /**
- * The domain types that cross seams: a stored room message and a project, and the one order of
- * names (rooms, users) every layer pages by. They belong to no layer (store, bus, cluster state,
- * protocol and realtime all speak them), so this module imports nothing.
+ * The domain types that cross seams: a stored room message and a project, and the stores' order of
+ * room names. They belong to no layer (store, bus, cluster state, protocol and realtime all speak
+ * them), so this module imports nothing.
  */
 
 /** A message as stored and delivered: the store assigns `id`, `seq` and `ts`. */

@@ -1,14 +1,11 @@
 /**
- * A set of strings kept in code-point order (UTF-8 byte order: Redis's and the stores' order), for
- * paging presence and rooms.
+ * A set of strings kept in code unit order (JavaScript's `<`), for paging presence and rooms.
  *
  * Held as a list of chunks of at most CHUNK strings, so that an insert or a removal moves at most one
  * chunk (plus, on a split, the list of chunks): a plain sorted array would move half of a 100,000
  * user room on every join. Finding a position is two binary searches (chunk, then within it); a
  * page is read in place, O(log n + page).
  */
-import { compareCodePoints } from '../domain.js';
-
 const CHUNK = 512;
 
 export class SortedStrings {
@@ -76,7 +73,7 @@ export class SortedStrings {
     let hi = this.#chunks.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (compareCodePoints((this.#chunks[mid] as string[])[0] as string, value) <= 0) lo = mid;
+      if (((this.#chunks[mid] as string[])[0] as string) <= value) lo = mid;
       else hi = mid - 1;
     }
     return lo;
@@ -89,7 +86,7 @@ function lowerBound(values: readonly string[], value: string): number {
   let hi = values.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (compareCodePoints(values[mid] as string, value) < 0) lo = mid + 1;
+    if ((values[mid] as string) < value) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -101,7 +98,7 @@ function upperBound(values: readonly string[], value: string): number {
   let hi = values.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (compareCodePoints(values[mid] as string, value) <= 0) lo = mid + 1;
+    if ((values[mid] as string) <= value) lo = mid + 1;
     else hi = mid;
   }
   return lo;

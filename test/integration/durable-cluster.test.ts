@@ -36,6 +36,10 @@ describe('durable rooms on two instances, PostgreSQL + Redis', () => {
       REDIS_URL: 'redis://127.0.0.1:6379',
       REDIS_PREFIX: `sb-test-${randomBytes(6).toString('hex')}:`,
       RECOVERY_MAX_MESSAGES: '10000',
+      // The senders go as fast as the socket takes it: a fast machine would otherwise run them
+      // past the per-connection limiter (RATE_BURST 2000), and the refused sends never get a seq.
+      RATE_LIMIT: '100000',
+      RATE_BURST: '100000',
     };
     servers.push(await startTestServer(env), await startTestServer(env));
     project = await a().createProject('durable-cluster');
