@@ -117,6 +117,43 @@ export class MemoryDeployment {
     return alive;
   }
 
+  /**
+   * Changes the count of an instance that shares its deployment with nobody: no lease records it
+   * (no survivor will ever take it away), so that an idle connection costs one index entry, not
+   * three.
+   */
+  applyUnleased(project: string, room: string | null, user: string, delta: number): Transition[] {
+    const present = this.#index.change(project, room, user, delta);
+    return present !== undefined && room !== null ? [{ project, room, user, present }] : [];
+  }
+
+  /** `admit` for an instance that shares its deployment with nobody (see applyUnleased). */
+  admitUnleased(project: string, user: string, limits: ConnectionLimits): Admission {
+    const verdict = judge(
+      this.#index.counts(project).connections,
+      limits.maxConnections,
+      this.#index.count(project, null, user),
+      limits.maxConnectionsPerUser,
+    );
+    if (verdict === 'admitted') this.#index.change(project, null, user, 1);
+    return verdict;
+  }
+
+  /** Everything counted without a lease goes: the leave of every present user. */
+  releaseUnleased(): Transition[] {
+    const transitions: Transition[] = [];
+    for (const { project, room, user } of this.#index.entries()) {
+      if (room !== null) transitions.push({ project, room, user, present: false });
+    }
+    this.#index.clear();
+    return transitions;
+  }
+
+  /** Connections of `user` in the scope, over every lease. */
+  countOf(project: string, room: string | null, user: string): number {
+    return this.#index.count(project, room, user);
+  }
+
   /** Connections of `user` in the project, over every lease. */
   connectionsOf(project: string, user: string): number {
     return this.#index.count(project, null, user);
@@ -195,12 +232,18 @@ export class MemoryClusterState implements ClusterState {
   readonly #handlers: Array<(transition: Transition) => void> = [];
   /** This instance's own connections: what it counts again if its lease was lost. */
   readonly #mine = new PresenceIndex();
+  /**
+   * Nobody else shares the deployment (no `deployment` option: one process is the whole
+   * deployment): its index is the truth, and no lease needs to record what it counts.
+   */
+  readonly #alone: boolean;
   #state: 'new' | 'running' | 'stopped' = 'new';
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: MemoryClusterStateOptions = {}) {
     this.#deployment = options.deployment ?? new MemoryDeployment();
+    this.#alone = options.deployment === undefined;
     ({ leaseMs: this.#leaseMs, refreshMs: this.#refreshMs } = leaseTiming(
       options.ttlMs ?? DEFAULT_TTL_MS,
     ));
@@ -210,7 +253,19 @@ export class MemoryClusterState implements ClusterState {
   async start(): Promise<void> {
     if (this.#state !== 'new') return;
     this.#state = 'running';
-    this.#report(this.#deployment.register(this.#id, this.#leaseMs, this.#mine.entries()));
+    if (this.#alone) {
+      const transitions: Transition[] = [];
+      for (const e of this.#mine.entries()) {
+        transitions.push(
+          ...this.#deployment.applyUnleased(e.project, e.room, e.user, e.connections),
+        );
+      }
+      this.#mine.clear();
+      this.#report(this.#deployment.register(this.#id, this.#leaseMs, []));
+      this.#report(transitions);
+    } else {
+      this.#report(this.#deployment.register(this.#id, this.#leaseMs, this.#mine.entries()));
+    }
     this.#timer = setInterval(() => this.#refresh(), this.#refreshMs);
   }
 
@@ -219,7 +274,11 @@ export class MemoryClusterState implements ClusterState {
   }
 
   exit(project: string, room: string | null, user: string): void {
-    if (this.#mine.count(project, room, user) === 0) return;
+    const counted =
+      this.#alone && this.#state === 'running'
+        ? this.#deployment.countOf(project, room, user)
+        : this.#mine.count(project, room, user);
+    if (counted === 0) return;
     this.#change(project, room, user, -1);
   }
 
@@ -235,6 +294,7 @@ export class MemoryClusterState implements ClusterState {
       if (verdict === 'admitted') this.#mine.change(project, null, user, 1);
       return verdict;
     }
+    if (this.#alone) return this.#deployment.admitUnleased(project, user, limits);
     let verdict = this.#deployment.admit(this.#id, project, user, limits);
     if (verdict === 'lost') {
       this.#rejoin();
@@ -303,6 +363,7 @@ export class MemoryClusterState implements ClusterState {
       this.#stop();
       if (!running) return;
       const transitions = this.#deployment.release(this.#id);
+      if (this.#alone) transitions.push(...this.#deployment.releaseUnleased());
       // Delivered before close resolves: whoever awaits it has heard its users leave.
       await new Promise<void>((resolve) => {
         this.#report(transitions);
@@ -321,6 +382,10 @@ export class MemoryClusterState implements ClusterState {
 
   #change(project: string, room: string | null, user: string, delta: number): void {
     if (this.#state === 'stopped') return;
+    if (this.#alone && this.#state === 'running') {
+      this.#report(this.#deployment.applyUnleased(project, room, user, delta));
+      return;
+    }
     this.#mine.change(project, room, user, delta);
     if (this.#state !== 'running') return;
     const transitions = this.#deployment.apply(this.#id, project, room, user, delta);

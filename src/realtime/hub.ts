@@ -15,7 +15,7 @@ import { RoomStream, type RoomStreamOptions } from './room-stream.js';
 export interface Member extends ReplayTarget {
   readonly project: string;
   /** The rooms it asked to be in (a join still pending included); empty once it is gone. */
-  readonly rooms: ReadonlySet<string>;
+  readonly rooms: ReadonlySet<string> | ReadonlyMap<string, unknown>;
   /**
    * Called once, as the member starts receiving its project's broadcasts, in the same turn: its
    * first frame must go out now, so that nothing delivered can come before it.
@@ -107,7 +107,7 @@ export class Hub {
   remove(member: Member): void {
     const index = this.#projects.get(member.project);
     if (index === undefined || !index.members.delete(member)) return;
-    for (const room of member.rooms) this.leave(member, room);
+    for (const room of member.rooms.keys()) this.leave(member, room);
     this.#releaseIfEmpty(member.project, index);
   }
 

@@ -35,6 +35,10 @@ export interface SessionContext {
 
 const PONG = serverFrame({ type: 'pong' });
 
+/** Bits of what a connection is in a room (Session.rooms). */
+const PRESENT = 1;
+const WATCHING = 2;
+
 /** The `presence` frame: the room's users (at most a page), how many, and whether partial. */
 function presenceFrame(room: string, page: PresencePage, ref: Ref | undefined): ServerFrame {
   const frame: ServerFrame = { type: 'presence', room, users: page.users, count: page.count };
@@ -46,15 +50,11 @@ function presenceFrame(room: string, page: PresencePage, ref: Ref | undefined): 
 /** A session is its socket's handler: the transport hands it the frames, one object per client. */
 export class Session implements Member, ClientHandler {
   readonly id = randomUUID();
-  readonly rooms = new Set<string>();
   /**
-   * Rooms whose join was answered: this connection counts as present in them. Made on the first
-   * join, and the set below on the first join with presence, so that an idle connection pays for
-   * neither.
+   * The rooms it asked to be in, each with what it is there (PRESENT, WATCHING bits; 0 while the
+   * join waits): one map, so that an idle connection pays for no set beside it.
    */
-  #present: Set<string> | undefined;
-  /** Rooms whose presence events it asked for. */
-  #watching: Set<string> | undefined;
+  readonly rooms = new Map<string, number>();
   /** Counted in its project's connections until it ends. */
   #counted = false;
   readonly project: string;
@@ -143,7 +143,6 @@ export class Session implements Member, ClientHandler {
     if (message !== undefined) this.#connection.send(serverFrame({ type: 'error', message }));
     this.#open = false;
     this.#context.hub.remove(this);
-    this.rooms.clear();
     this.#release();
     this.#connection.close(code, reason);
   }
@@ -161,7 +160,6 @@ export class Session implements Member, ClientHandler {
     this.#open = false;
     this.#context.hub.remove(this);
     // A join still waiting for its room must find this session gone.
-    this.rooms.clear();
     this.#release();
     this.#context.onClosed(this);
   }
@@ -181,9 +179,7 @@ export class Session implements Member, ClientHandler {
       case 'join':
         return this.#join(frame.room, frame.since, frame.presence === true, frame.ref);
       case 'leave':
-        this.rooms.delete(frame.room);
-        this.#context.hub.leave(this, frame.room);
-        this.#forget(frame.room);
+        this.#leave(frame.room);
         this.#answer({ type: 'left', room: frame.room }, frame.ref);
         return undefined;
       case 'presence':
@@ -262,7 +258,7 @@ export class Session implements Member, ClientHandler {
         this.#sendError('tooManyRooms', ref);
         return undefined;
       }
-      this.rooms.add(room);
+      this.rooms.set(room, 0);
     }
     const answer = (seq: number, recovered: boolean | undefined): Promise<void> | undefined => {
       if (!this.#open || !this.rooms.has(room)) return undefined;
@@ -276,9 +272,7 @@ export class Session implements Member, ClientHandler {
     const ready = this.#context.hub.join(this, room, since, answer);
     if (ready === undefined) return undefined;
     return ready.catch((error: unknown) => {
-      this.rooms.delete(room);
-      this.#context.hub.leave(this, room);
-      this.#forget(room);
+      this.#leave(room);
       this.#sendFailure(error, ref);
     });
   }
@@ -290,33 +284,39 @@ export class Session implements Member, ClientHandler {
    */
   #beginPresence(room: string, watch: boolean): Promise<void> | undefined {
     const { presence } = this.#context;
-    this.#present ??= new Set();
-    if (!this.#present.has(room)) {
-      this.#present.add(room);
-      presence.enter(this.project, room, this.user);
-    }
+    const was = this.rooms.get(room) ?? 0;
+    if ((was & PRESENT) === 0) presence.enter(this.project, room, this.user);
+    this.rooms.set(room, watch ? PRESENT | WATCHING : PRESENT);
     if (!watch) {
-      if (this.#watching?.delete(room)) presence.unwatch(this, room);
+      if ((was & WATCHING) !== 0) presence.unwatch(this, room);
       return undefined;
     }
-    this.#watching ??= new Set();
-    this.#watching.add(room);
     return presence.watch(this, room, (page) => {
       if (this.#open && this.rooms.has(room)) this.#send(presenceFrame(room, page, undefined));
     });
   }
 
-  /** The membership ended: no longer present, no more events. */
-  #forget(room: string): void {
-    const { presence } = this.#context;
-    if (this.#present?.delete(room)) presence.exit(this.project, room, this.user);
-    if (this.#watching?.delete(room)) presence.unwatch(this, room);
+  /** The membership ends (a leave, or a join that failed): no longer present, no more events. */
+  #leave(room: string): void {
+    const was = this.rooms.get(room) ?? 0;
+    this.rooms.delete(room);
+    this.#context.hub.leave(this, room);
+    this.#forget(room, was);
   }
 
-  /** The connection ended: out of every room's presence, and of its project's count. */
+  #forget(room: string, was: number): void {
+    const { presence } = this.#context;
+    if ((was & PRESENT) !== 0) presence.exit(this.project, room, this.user);
+    if ((was & WATCHING) !== 0) presence.unwatch(this, room);
+  }
+
+  /**
+   * The connection ended (the hub has let it go): out of every room's presence, and of its
+   * project's count; its rooms are then forgotten, so that a join still waiting finds it gone.
+   */
   #release(): void {
-    for (const room of this.#present ?? []) this.#forget(room);
-    for (const room of this.#watching ?? []) this.#forget(room);
+    for (const [room, was] of this.rooms) this.#forget(room, was);
+    this.rooms.clear();
     if (this.#counted) {
       this.#counted = false;
       this.#context.projectLimits.release(this.project, this.user);

@@ -5,11 +5,14 @@ import { clusterStateContract, is, Transitions, transition } from './cluster-sta
 
 const TTL_MS = 300;
 
+// One instance alone is the server without Redis (its deployment its own, no lease records what it
+// counts); several share a MemoryDeployment, as instances share Redis.
 clusterStateContract('MemoryClusterState', async (count) => {
   const deployment = new MemoryDeployment();
-  const instances = Array.from(
-    { length: count },
-    () => new MemoryClusterState({ deployment, ttlMs: TTL_MS }),
+  const instances = Array.from({ length: count }, () =>
+    count === 1
+      ? new MemoryClusterState({ ttlMs: TTL_MS })
+      : new MemoryClusterState({ deployment, ttlMs: TTL_MS }),
   );
   await Promise.all(instances.map((s) => s.start()));
   return {
