@@ -140,6 +140,36 @@ describe('presence and limits on three instances, Redis + PostgreSQL', () => {
     }
   });
 
+  it('stats are the whole deployment: every instance answers the same connections, users and rooms', async () => {
+    const project = await at(0).createProject('stats');
+    const placed: [number, string, string][] = [
+      [0, 'ann', 'one'],
+      [1, 'ann', 'two'],
+      [2, 'bob', 'one'],
+      [1, 'cid', 'one'],
+    ];
+    for (const [i, user, room] of placed) await (await connect(at(i), project, user)).join(room);
+    for (let i = 0; i < 3; i++) {
+      const response = await at(i).admin('GET', `/admin/projects/${project.hash}/stats`);
+      assert.equal(response.status, 200);
+      const stats = (await response.json()) as Record<string, number>;
+      assert.deepEqual(
+        { connections: stats.connections, users: stats.users, rooms: stats.rooms },
+        { connections: 4, users: 3, rooms: 2 },
+        `instance ${i}`,
+      );
+    }
+    const all = (await (await at(2).admin('GET', '/admin/stats')).json()) as Record<string, number>;
+    assert.equal(all.instances, 3);
+    const rooms = await at(1).admin('GET', `/admin/projects/${project.hash}/rooms`);
+    assert.deepEqual(await rooms.json(), {
+      rooms: [
+        { room: 'one', lastSeq: 0, lastTs: null, present: 3 },
+        { room: 'two', lastSeq: 0, lastTs: null, present: 1 },
+      ],
+    });
+  });
+
   it('paging walks 2,500 users spread over the instances exactly once, on every instance', async () => {
     const project = await at(0).createProject('paged');
     const total = 2500;
