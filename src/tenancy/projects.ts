@@ -7,7 +7,12 @@
  * PROJECT_REFRESH_MS, and when the bus comes back): a change whose event was lost still applies.
  */
 import { randomBytes } from 'node:crypto';
-import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
+import {
+  CLOCK_TOLERANCE_MS,
+  mintProjectToken,
+  type ProjectVerifier,
+  projectVerifier,
+} from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import {
   noSettings,
@@ -19,6 +24,7 @@ import {
 import type { ErrorCode } from '../errors.js';
 import type { Store, ProjectChange as StoredChange } from '../store/store.js';
 import { changedSettings, type ProjectPatch, sameSettings } from './project-settings.js';
+import type { TokenRequest } from './project-tokens.js';
 import { isRevoked, sameRevocations, withRevocation } from './revocations.js';
 
 /**
@@ -198,6 +204,22 @@ export class Projects {
       return 'notDelivered';
     }
     return true;
+  }
+
+  /**
+   * A token for a user of the project (see mintProjectToken), signed with the secret the store
+   * holds now rather than a cached one that a rotation elsewhere may have outdated. Resolves
+   * undefined for an unknown project; rejects when the store cannot answer.
+   */
+  async mintToken(
+    hash: string,
+    request: TokenRequest,
+    nowMs = Date.now(),
+  ): Promise<{ jwt: string; exp: number } | undefined> {
+    const project = await this.#store.getProject(hash);
+    if (project === undefined) return undefined;
+    const { sub, ttlSeconds, claims } = request;
+    return mintProjectToken(project.jwtSecret, sub, ttlSeconds, claims, nowMs);
   }
 
   /** Resolves the new secret, or undefined for an unknown project. */
