@@ -63,6 +63,17 @@ export interface Project {
 export type ProjectSummary = Omit<Project, 'jwtSecret' | 'settings'>;
 
 /**
+ * A project's token revocations (`POST /admin/projects/:hash/disconnect` with `revoke`): a token
+ * issued before its not-before (an `iat` earlier, in epoch seconds as JWTs count, or no `iat`) is
+ * refused. `all` covers every user of the project (null: none); `users` one user (`sub`) each, and
+ * holds only not-befores later than `all` (an earlier one is covered by it).
+ */
+export interface Revocations {
+  all: number | null;
+  users: ReadonlyMap<string, number>;
+}
+
+/**
  * The answer to a message whose idempotency key its project already used within the window: the
  * first message's place. It was neither stored nor delivered again.
  */

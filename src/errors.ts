@@ -14,6 +14,8 @@ export const CLOSE_CODES = {
   tryAgainLater: { code: 1013, reason: 'Store unavailable', reconnect: true },
   invalidToken: { code: 4001, reason: 'Invalid token', reconnect: false },
   tokenExpired: { code: 4002, reason: 'Token expired', reconnect: false },
+  /** An admin closed the user's (or the project's) connections: a reconnect would defeat it. */
+  disconnected: { code: 4003, reason: 'Disconnected', reconnect: false },
   unknownProject: { code: 4004, reason: 'Unknown project', reconnect: false },
   slowConsumer: { code: 4009, reason: 'Slow consumer', reconnect: true },
   tooManyConnections: { code: 4029, reason: 'Too many connections', reconnect: true },
@@ -69,6 +71,16 @@ export const ERRORS = {
   nameRequired: { message: 'Name required', status: 400 },
   nameTooLong: { message: 'Name too long', status: 400 },
   invalidSettings: { message: 'Invalid settings', status: 400 },
+  subRequired: { message: 'Sub required', status: 400 },
+  invalidTtl: { message: 'Invalid ttlSeconds', status: 400 },
+  invalidClaims: { message: 'Invalid claims', status: 400 },
+  userRequired: { message: 'User required', status: 400 },
+  invalidRevoke: { message: 'Invalid revoke', status: 400 },
+  /**
+   * Only ever a WebSocket error frame before close 4003; the status is there because every entry
+   * has one, and no HTTP route answers it.
+   */
+  disconnected: { message: 'Disconnected', status: 403, close: CLOSE_CODES.disconnected.code },
   shuttingDown: { message: 'Server is shutting down', status: 503 },
   serverAtCapacity: { message: 'Server at capacity', status: 503 },
   tooManyConnections: {

@@ -178,6 +178,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
     if (event.kind === 'project-deleted') {
       const { code, reason } = CLOSE_CODES.unknownProject;
       hub.closeProject(event.project, code, reason, ERRORS.unknownProject.message);
+    } else if (event.kind === 'project-disconnected') {
+      // Projects has applied its revocation first: a reconnect with an old token is refused.
+      const { code, reason } = CLOSE_CODES.disconnected;
+      const message = ERRORS.disconnected.message;
+      if (event.user === null) hub.closeProject(event.project, code, reason, message);
+      else hub.closeUser(event.project, event.user, code, reason, message);
     }
   });
   const refreshProjects = (): void => {

@@ -27,7 +27,17 @@ export type BusEvent =
   | { kind: 'project-created'; project: string }
   | { kind: 'project-rotated'; project: string }
   | { kind: 'project-updated'; project: string }
-  | { kind: 'project-deleted'; project: string };
+  | { kind: 'project-deleted'; project: string }
+  /**
+   * Closes the connections of `user` (null: of every user) of the project; with `notBefore`
+   * (epoch seconds), that user's (every user's) tokens issued before it are refused from then on.
+   */
+  | {
+      kind: 'project-disconnected';
+      project: string;
+      user: string | null;
+      notBefore: number | null;
+    };
 
 export const CONTROL_TOPIC = 'control';
 

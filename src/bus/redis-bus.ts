@@ -355,6 +355,12 @@ export function parseBusEvent(value: unknown): BusEvent | undefined {
     case 'project-updated':
     case 'project-deleted':
       return { kind: value.kind, project };
+    case 'project-disconnected': {
+      const { user, notBefore } = value;
+      if (user !== null && !isString(user)) return undefined;
+      if (notBefore !== null && !isNumber(notBefore)) return undefined;
+      return { kind: 'project-disconnected', project, user, notBefore };
+    }
     default:
       return undefined;
   }

@@ -30,7 +30,12 @@ const USAGE = `Usage:
       [--max-connections-per-user N|off] [--max-messages-per-second N|off]
                                                    change a project (prints it as show does);
                                                    off clears a value (the default applies)
-  socket-base token --hash HASH --sub USER [--ttl 1h]   print a JWT for a project's user
+  socket-base token --hash HASH --sub USER [--ttl 1h] [--rooms 'chat:*,lobby']
+      [--no-publish] [--no-broadcast]              print a JWT for a project's user; --rooms
+                                                   limits it to those rooms (comma-separated,
+                                                   exact names or prefixes ending in *; '' for
+                                                   none), --no-publish / --no-broadcast refuse
+                                                   its messages / broadcasts
 
 Configuration comes from the environment (and a .env file): see README.md.`;
 
@@ -40,6 +45,25 @@ class UsageError extends Error {}
 const FORCED_EXIT_GRACE_MS = 5000;
 
 const TTL = /^\d+(s|m|h|d)?$/;
+
+/**
+ * The room-permission claims the `token` flags ask for; none when no flag is given, so that the
+ * token opens every room and may publish and broadcast.
+ */
+function permissionClaims(values: {
+  rooms?: string | undefined;
+  'no-publish'?: boolean | undefined;
+  'no-broadcast'?: boolean | undefined;
+}): Record<string, unknown> {
+  const claims: Record<string, unknown> = {};
+  // Split on commas exactly as given (no trimming: a room name may hold spaces); '' is no room.
+  if (values.rooms !== undefined) {
+    claims.rooms = values.rooms === '' ? [] : values.rooms.split(',');
+  }
+  if (values['no-publish'] === true) claims.publish = false;
+  if (values['no-broadcast'] === true) claims.broadcast = false;
+  return claims;
+}
 
 async function withProjects<T>(config: Config, work: (projects: Projects) => Promise<T>) {
   const store = await openStore(config, {});
@@ -100,6 +124,10 @@ function parseOptions(argv: string[]) {
         hash: { type: 'string' },
         sub: { type: 'string' },
         ttl: { type: 'string', default: '1h' },
+        rooms: { type: 'string' },
+        // Node 20's parseArgs has no negated options: these are options of their own.
+        'no-publish': { type: 'boolean' },
+        'no-broadcast': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -159,7 +187,12 @@ async function run(argv: string[]): Promise<void> {
     if (!TTL.test(ttl)) throw new UsageError('--ttl must look like 3600, 90s, 30m, 1h or 7d');
     const project = await withProjects(config, (projects) => projects.get(hash));
     if (project === undefined) throw new UsageError(`Unknown project ${hash}`);
-    const token = signProjectToken(project.jwtSecret, user, /^\d+$/.test(ttl) ? Number(ttl) : ttl);
+    const token = signProjectToken(
+      project.jwtSecret,
+      user,
+      /^\d+$/.test(ttl) ? Number(ttl) : ttl,
+      permissionClaims(values),
+    );
     process.stdout.write(`${token}\n`);
     return;
   }

@@ -1,6 +1,6 @@
 /**
- * `/admin/*`: manage projects and their settings with the admin token; the reads of rooms, history
- * and figures are in admin-reads.ts.
+ * `/admin/*`: manage projects and their settings, mint tokens, disconnect users, with the admin
+ * token; the reads of rooms, history and figures are in admin-reads.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAdmin } from '../auth/admin-token.js';
@@ -9,11 +9,15 @@ import type { ProjectSettings } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import { checkProjectName } from '../tenancy/project-name.js';
 import { createdView, parseProjectPatch, projectView } from '../tenancy/project-settings.js';
+import { parseDisconnectRequest, parseTokenRequest } from '../tenancy/project-tokens.js';
 import type { Projects } from '../tenancy/projects.js';
 import { AdminReads, type AdminStore, adminRead } from './admin-reads.js';
 import { BodyTooLarge, decodePath, readBody, sendError, sendJson } from './io.js';
 
-const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(\/rotate-secret)?$/;
+/** On a 503, as every 503 of the server. */
+const RETRY_AFTER = { 'retry-after': '1' };
+
+const PROJECT_PATH = /^\/admin\/projects\/([^/]+)(?:\/(rotate-secret|tokens|disconnect))?$/;
 
 export interface AdminOptions {
   maxBodyBytes: number;
@@ -65,8 +69,11 @@ export class AdminRoutes {
     if (match === null) return sendError(response, 'notFound');
     const hash = decodePath(match[1] ?? '');
     if (hash === undefined) return sendError(response, 'invalidPath');
-    if (match[2] !== undefined) {
+    const action = match[2];
+    if (action !== undefined) {
       if (method !== 'POST') return sendError(response, 'methodNotAllowed');
+      if (action === 'tokens') return this.#mint(request, response, hash);
+      if (action === 'disconnect') return this.#disconnect(request, response, hash);
       const secret = await this.#projects.rotateSecret(hash);
       if (secret === undefined) return sendError(response, 'unknownProject');
       return sendJson(response, 200, { hash, jwtSecret: secret });
@@ -103,6 +110,38 @@ export class AdminRoutes {
     const project = await this.#projects.update(hash, patch);
     if (project === undefined) return sendError(response, 'unknownProject');
     sendJson(response, 200, projectView(project, this.#defaults));
+  }
+
+  async #mint(request: IncomingMessage, response: ServerResponse, hash: string): Promise<void> {
+    const body = await this.#readObject(request);
+    if ('error' in body) return sendError(response, body.error);
+    const now = Date.now();
+    const token = parseTokenRequest(body.value, Math.floor(now / 1000));
+    if ('error' in token) return sendError(response, token.error);
+    let minted: { jwt: string; exp: number } | undefined;
+    try {
+      minted = await this.#projects.mintToken(hash, token, now);
+    } catch {
+      return sendError(response, 'storeUnavailable', RETRY_AFTER);
+    }
+    if (minted === undefined) return sendError(response, 'unknownProject');
+    sendJson(response, 201, minted);
+  }
+
+  async #disconnect(
+    request: IncomingMessage,
+    response: ServerResponse,
+    hash: string,
+  ): Promise<void> {
+    const body = await this.#readObject(request);
+    if ('error' in body) return sendError(response, body.error);
+    const target = parseDisconnectRequest(body.value);
+    if ('error' in target) return sendError(response, target.error);
+    const done = await this.#projects.disconnect(hash, target.user, target.revoke);
+    if (done !== true) {
+      return sendError(response, done, done === 'unknownProject' ? {} : RETRY_AFTER);
+    }
+    sendJson(response, 202, { success: true });
   }
 
   /** The body as a JSON object, or the error that refuses it (413, or `Invalid JSON`). */

@@ -51,6 +51,7 @@ export class BusDispatcher {
       case 'project-rotated':
       case 'project-updated':
       case 'project-deleted':
+      case 'project-disconnected':
         this.#projects.apply(event);
         return;
       default: {

@@ -14,6 +14,8 @@ import { RoomStream, type RoomStreamOptions } from './room-stream.js';
 /** What the hub needs of a connected client. */
 export interface Member extends ReplayTarget {
   readonly project: string;
+  /** Its token's `sub`. */
+  readonly user: string;
   /** The rooms it asked to be in (a join still pending included); empty once it is gone. */
   readonly rooms: ReadonlySet<string> | ReadonlyMap<string, unknown>;
   /**
@@ -160,11 +162,20 @@ export class Hub {
     return this.#projects.get(project)?.members;
   }
 
-  /** Closes every connection of a project on this instance (it was deleted). */
+  /** Closes every connection of a project on this instance (it was deleted, or disconnected). */
   closeProject(project: string, code: number, reason: string, message?: string): void {
     const index = this.#projects.get(project);
     if (index === undefined) return;
     for (const member of [...index.members]) member.close(code, reason, message);
+  }
+
+  /** Closes every connection of one user of a project on this instance (an admin's disconnect). */
+  closeUser(project: string, user: string, code: number, reason: string, message?: string): void {
+    const index = this.#projects.get(project);
+    if (index === undefined) return;
+    for (const member of [...index.members]) {
+      if (member.user === user) member.close(code, reason, message);
+    }
   }
 
   closeAll(code: number, reason: string): void {

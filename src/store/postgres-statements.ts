@@ -8,6 +8,43 @@ export const MESSAGES = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE project =
 export const PROJECTS = 'SELECT hash, name, jwt_secret, created_at, settings FROM projects';
 
 /**
+ * Moves the project-wide not-before forward ($2; GREATEST skips a NULL) and deletes the users'
+ * that it now covers, in one statement; answers one row when the project exists.
+ */
+export const REVOKE_ALL = `
+  WITH p AS (
+    UPDATE projects SET tokens_not_before = GREATEST(tokens_not_before, $2::bigint)
+    WHERE hash = $1 RETURNING tokens_not_before
+  ),
+  dropped AS (
+    DELETE FROM user_revocations AS u USING p
+    WHERE u.project = $1 AND u.not_before <= p.tokens_not_before
+  )
+  SELECT 1 AS found FROM p`;
+
+/**
+ * Moves one user's not-before forward, unless the project's covers it; answers one row when the
+ * project exists. FOR SHARE makes a concurrent REVOKE_ALL wait for this statement, or this one
+ * read the project's not-before that one wrote: a covered row never stays.
+ */
+export const REVOKE_USER = `
+  WITH p AS (SELECT tokens_not_before FROM projects WHERE hash = $1 FOR SHARE),
+  kept AS (
+    INSERT INTO user_revocations AS u (project, sub, not_before)
+    SELECT $1, $2, $3::bigint FROM p
+    WHERE p.tokens_not_before IS NULL OR p.tokens_not_before < $3::bigint
+    ON CONFLICT (project, sub) DO UPDATE SET not_before = GREATEST(u.not_before, EXCLUDED.not_before)
+  )
+  SELECT 1 AS found FROM p`;
+
+/** The revocations of the projects among $1: the project-wide ones (sub NULL), then the users'. */
+export const REVOCATIONS = `
+  SELECT hash AS project, NULL AS sub, tokens_not_before AS not_before FROM projects
+  WHERE hash = ANY ($1::text[]) AND tokens_not_before IS NOT NULL
+  UNION ALL
+  SELECT project, sub, not_before FROM user_revocations WHERE project = ANY ($1::text[])`;
+
+/**
  * Takes each room's counter row, in sorted order so that concurrent batches (of this or another
  * process) touching the same rooms queue behind each other instead of deadlocking, and advances
  * it by the batch's count for that room. The row also takes the batch's ts ($9, every message's):

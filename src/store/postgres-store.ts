@@ -4,6 +4,7 @@ import type {
   DuplicateMessage,
   Project,
   ProjectSummary,
+  Revocations,
   RoomMessage,
   StoredRoom,
 } from '../domain.js';
@@ -33,11 +34,20 @@ import {
   PURGE_BY_COUNT,
   PURGE_KEYS,
   RETENTION_RULES,
+  REVOCATIONS,
+  REVOKE_ALL,
+  REVOKE_USER,
   ROOMS_AFTER,
   ROOMS_FROM_FIRST,
   TRY_PURGE_LOCK,
 } from './postgres-statements.js';
-import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
+import {
+  type ProjectRow,
+  projectFromRow,
+  type RevocationRow,
+  revocationsFromRows,
+  settingsColumn,
+} from './project-row.js';
 import {
   type Collected,
   type CountRule,
@@ -164,7 +174,7 @@ interface KeyUseRow {
  * - Payloads are stored as UTF-8 bytes, so NUL round-trips; a lone UTF-16 surrogate becomes
  *   U+FFFD, the same in what append answers and what history gives back. PostgreSQL text cannot
  *   hold NUL, so a room, sender or project hash containing it is refused (no such room can have
- *   messages: reads of it answer empty).
+ *   messages: reads of it answer empty), and so is the revocation of a user containing it.
  */
 export class PostgresStore implements Store {
   private readonly queue: Pending[] = [];
@@ -256,6 +266,8 @@ export class PostgresStore implements Store {
       await client.query('DELETE FROM room_seq WHERE project = $1', [hash]);
       const result = await client.query('DELETE FROM projects WHERE hash = $1', [hash]);
       await client.query('DELETE FROM idempotency_keys WHERE project = $1', [hash]);
+      // The project's revocations went with its row (ON DELETE CASCADE): deleting them before
+      // it would take their locks before the project row's, the reverse of revokeTokens.
       return (result.rowCount ?? 0) > 0;
     });
   }
@@ -280,6 +292,27 @@ export class PostgresStore implements Store {
       ]);
       return (result.rowCount ?? 0) > 0;
     });
+  }
+
+  async revokeTokens(hash: string, user: string | undefined, notBefore: number): Promise<boolean> {
+    if (hasNul(hash)) return false;
+    if (user !== undefined && hasNul(user)) {
+      throw new Error('PostgreSQL cannot store a user containing NUL');
+    }
+    const found =
+      user === undefined
+        ? await this.rows(REVOKE_ALL, [hash, notBefore], 'sb_revoke_all')
+        : await this.rows(REVOKE_USER, [hash, user, notBefore], 'sb_revoke_user');
+    return found.length > 0;
+  }
+
+  async revocations(hashes: readonly string[]): Promise<Map<string, Revocations>> {
+    // No project's hash holds NUL, which a text[] parameter cannot carry.
+    const wanted = hashes.filter((hash) => !hasNul(hash));
+    if (wanted.length === 0) return new Map();
+    return revocationsFromRows(
+      await this.rows<RevocationRow>(REVOCATIONS, [wanted], 'sb_revocations'),
+    );
   }
 
   append(message: NewMessage): Promise<Appended> {

@@ -1,5 +1,8 @@
-/** The projects table's row, the same in both SQL stores, and the Project it holds. */
-import { noSettings, type Project, type ProjectSettings } from '../domain.js';
+/**
+ * The projects table's row, the same in both SQL stores, and the Project it holds; the rows of a
+ * project's revocations, and the Revocations they make.
+ */
+import { noSettings, type Project, type ProjectSettings, type Revocations } from '../domain.js';
 
 export interface ProjectRow {
   hash: string;
@@ -59,4 +62,27 @@ function member(value: unknown, name: string): unknown {
 
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
+/** A project-wide not-before (`sub` null) or one user's; bigints come as text from PostgreSQL. */
+export interface RevocationRow {
+  project: string;
+  sub: string | null;
+  not_before: number | string;
+}
+
+/** Each project's revocations from its rows; projects without rows are absent. */
+export function revocationsFromRows(rows: readonly RevocationRow[]): Map<string, Revocations> {
+  const found = new Map<string, { all: number | null; users: Map<string, number> }>();
+  for (const row of rows) {
+    let entry = found.get(row.project);
+    if (entry === undefined) {
+      entry = { all: null, users: new Map() };
+      found.set(row.project, entry);
+    }
+    const notBefore = Number(row.not_before);
+    if (row.sub === null) entry.all = notBefore;
+    else entry.users.set(row.sub, notBefore);
+  }
+  return found;
 }

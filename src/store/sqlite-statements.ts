@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ProjectSummary } from '../domain.js';
-import type { ProjectRow } from './project-row.js';
+import type { ProjectRow, RevocationRow } from './project-row.js';
 
 export interface MessageRow {
   id: number;
@@ -110,6 +110,32 @@ export function prepare(db: Database.Database) {
     deleteKeys: db.prepare<[string]>('DELETE FROM idempotency_keys WHERE project = ?'),
     deletePositions: db.prepare<[string]>('DELETE FROM room_positions WHERE project = ?'),
     deleteProject: db.prepare<[string]>('DELETE FROM projects WHERE hash = ?'),
+    deleteRevocations: db.prepare<[string]>('DELETE FROM user_revocations WHERE project = ?'),
+    tokensNotBefore: db.prepare<[string], { tokens_not_before: number | null }>(
+      'SELECT tokens_not_before FROM projects WHERE hash = ?',
+    ),
+    // max() of SQLite returns NULL when an argument is NULL: hence the coalesce.
+    revokeAll: db.prepare<[{ hash: string; notBefore: number }]>(
+      `UPDATE projects SET tokens_not_before = max(coalesce(tokens_not_before, @notBefore), @notBefore)
+       WHERE hash = @hash`,
+    ),
+    dropCoveredRevocations: db.prepare<[{ hash: string }]>(
+      `DELETE FROM user_revocations WHERE project = @hash
+       AND not_before <= (SELECT tokens_not_before FROM projects WHERE hash = @hash)`,
+    ),
+    revokeUser: db.prepare<[string, string, number]>(
+      `INSERT INTO user_revocations (project, sub, not_before) VALUES (?, ?, ?)
+       ON CONFLICT (project, sub) DO UPDATE SET not_before = max(not_before, excluded.not_before)`,
+    ),
+    // The hashes come as one JSON array, so that one statement serves any number of them; each
+    // is a seek in the primary key of projects and of user_revocations.
+    revocations: db.prepare<[{ hashes: string }], RevocationRow>(
+      `SELECT hash AS project, NULL AS sub, tokens_not_before AS not_before FROM projects
+       WHERE hash IN (SELECT value FROM json_each(@hashes)) AND tokens_not_before IS NOT NULL
+       UNION ALL
+       SELECT project, sub, not_before FROM user_revocations
+       WHERE project IN (SELECT value FROM json_each(@hashes))`,
+    ),
     cursorSeq: db.prepare<[number, string, string], { seq: number }>(
       'SELECT seq FROM messages WHERE id = ? AND project = ? AND room = ?',
     ),

@@ -7,6 +7,7 @@ import type {
   DuplicateMessage,
   Project,
   ProjectSummary,
+  Revocations,
   RoomMessage,
   StoredRoom,
 } from '../domain.js';
@@ -21,7 +22,12 @@ import {
   withCopies,
 } from './group-commit.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
-import { type ProjectRow, projectFromRow, settingsColumn } from './project-row.js';
+import {
+  type ProjectRow,
+  projectFromRow,
+  revocationsFromRows,
+  settingsColumn,
+} from './project-row.js';
 import {
   type CountRule,
   type OverfullRoom,
@@ -127,6 +133,7 @@ export class SqliteStore implements Store {
   private readonly sql: Statements;
   private readonly writeBatch: (messages: NewMessage[], ts: number) => Appended[];
   private readonly removeProject: (hash: string) => boolean;
+  private readonly revoke: (hash: string, user: string | undefined, notBefore: number) => boolean;
   private readonly readProjects: (hashes: string[]) => Project[];
   private readonly purge: (
     ages: AgeRule[],
@@ -188,7 +195,19 @@ export class SqliteStore implements Store {
       this.sql.deleteMessages.run(hash);
       this.sql.deleteKeys.run(hash);
       this.sql.deletePositions.run(hash);
+      this.sql.deleteRevocations.run(hash);
       return this.sql.deleteProject.run(hash).changes > 0;
+    }).immediate;
+    this.revoke = db.transaction((hash: string, user: string | undefined, notBefore: number) => {
+      const project = this.sql.tokensNotBefore.get(hash);
+      if (project === undefined) return false;
+      if (user === undefined) {
+        this.sql.revokeAll.run({ hash, notBefore });
+        this.sql.dropCoveredRevocations.run({ hash });
+      } else if (project.tokens_not_before === null || project.tokens_not_before < notBefore) {
+        this.sql.revokeUser.run(hash, user, notBefore);
+      }
+      return true;
     }).immediate;
     this.purge = db.transaction(
       (ages: AgeRule[], overfull: OverfullRoom[], keysBefore: number, limit: number) => {
@@ -270,6 +289,18 @@ export class SqliteStore implements Store {
       const row = this.sql.updateProject.get(change.name ?? null, settings ?? null, hash);
       return row && projectFromRow(row);
     });
+  }
+
+  revokeTokens(hash: string, user: string | undefined, notBefore: number): Promise<boolean> {
+    return this.retryWhileLocked(() => this.revoke(hash, user, notBefore));
+  }
+
+  async revocations(hashes: readonly string[]): Promise<Map<string, Revocations>> {
+    if (hashes.length === 0) return new Map();
+    const list = JSON.stringify([...new Set(hashes)]);
+    return this.retryWhileLocked(() =>
+      revocationsFromRows(this.sql.revocations.all({ hashes: list })),
+    );
   }
 
   append(message: NewMessage): Promise<Appended> {

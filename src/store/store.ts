@@ -27,7 +27,11 @@
  *   answers) and the `ts` of that last message (`lastTs`; see StoredRoom). A room that never had
  *   a message is not listed. `storedMessages` counts the messages stored now (retention's removals
  *   are no longer counted).
- * - `deleteProject` removes the project and every message, position and idempotency key of it.
+ * - `deleteProject` removes the project and every message, position, idempotency key and
+ *   revocation of it.
+ * - Revocations (`revokeTokens`) only move forward: a not-before earlier than the one stored changes
+ *   nothing, and a project-wide one drops the users' it covers (at or before it), so that
+ *   `revocations` lists a user only with a later not-before than the project's.
  * - `close` waits for pending appends, then releases the database; calling it twice is safe.
  */
 import type {
@@ -36,6 +40,7 @@ import type {
   ProjectSettings,
   ProjectSummary,
   RetentionSettings,
+  Revocations,
   RoomMessage,
   StoredRoom,
 } from '../domain.js';
@@ -103,6 +108,18 @@ export interface Store {
   setProjectSecret(hash: string, jwtSecret: string): Promise<boolean>;
   /** Changes the name and/or the settings; resolves the project as it is now, undefined if none. */
   updateProject(hash: string, change: ProjectChange): Promise<Project | undefined>;
+  /**
+   * Refuses from now on the tokens of `user` (undefined: of every user of the project) issued
+   * before `notBefore` (epoch seconds, as a JWT's `iat`), atomically. Resolves false, storing
+   * nothing, when there is no such project.
+   */
+  revokeTokens(hash: string, user: string | undefined, notBefore: number): Promise<boolean>;
+  /**
+   * The revocations of the projects among `hashes` that have any, by hash (a project without, or
+   * unknown, is absent), read in one round trip however many hashes, as `getProjects`: a cache of
+   * projects revalidates with both every second. An empty list resolves an empty map.
+   */
+  revocations(hashes: readonly string[]): Promise<Map<string, Revocations>>;
 
   append(message: NewMessage): Promise<Appended>;
   history(project: string, room: string, query: HistoryQuery): Promise<RoomMessage[] | undefined>;

@@ -1,17 +1,31 @@
 /**
- * Projects (tenants): create, list, update, delete, rotate the secret, and a cached lookup by hash
- * with the tokens already verified for each project. A creation, change, rotation or deletion
- * travels on the bus's control topic, and every instance (this one included) updates its cache when it arrives. The
- * control topic is at most once, so `refresh` reads the cached projects again (every
+ * Projects (tenants): create, list, update, delete, rotate the secret, disconnect (and revoke) its
+ * users, and a cached lookup by hash with the tokens already verified for each project and its
+ * revocations. A creation, change, rotation, deletion or disconnection travels on the bus's control
+ * topic, and every instance (this one included) updates its cache when it arrives. The control
+ * topic is at most once, so `refresh` reads the cached projects and their revocations again (every
  * PROJECT_REFRESH_MS, and when the bus comes back): a change whose event was lost still applies.
  */
 import { randomBytes } from 'node:crypto';
-import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
+import {
+  CLOCK_TOLERANCE_MS,
+  mintProjectToken,
+  type ProjectVerifier,
+  projectVerifier,
+} from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
-import { noSettings, type Project, type ProjectSettings, type ProjectSummary } from '../domain.js';
+import {
+  noSettings,
+  type Project,
+  type ProjectSettings,
+  type ProjectSummary,
+  type Revocations,
+} from '../domain.js';
 import type { ErrorCode } from '../errors.js';
 import type { Store, ProjectChange as StoredChange } from '../store/store.js';
 import { changedSettings, type ProjectPatch, sameSettings } from './project-settings.js';
+import type { TokenRequest } from './project-tokens.js';
+import { isRevoked, sameRevocations, withRevocation } from './revocations.js';
 
 /**
  * Verified tokens kept per project, for HTTP callers that send the same token on every request
@@ -29,12 +43,32 @@ const MAX_CACHED_MISSES = 10_000;
 interface CachedProject {
   project: Project;
   verify: ProjectVerifier;
-  tokens: Map<string, { sub: string; expiresAtMs: number | undefined }>;
+  tokens: Map<
+    string,
+    { sub: string; expiresAtMs: number | undefined; issuedAtS: number | undefined }
+  >;
+  /** As last read or announced; undefined: none. Replaced, never changed in place. */
+  revocations: Revocations | undefined;
 }
 
 export type ProjectChange = Extract<
   BusEvent,
-  { kind: 'project-created' | 'project-rotated' | 'project-updated' | 'project-deleted' }
+  {
+    kind:
+      | 'project-created'
+      | 'project-rotated'
+      | 'project-updated'
+      | 'project-deleted'
+      | 'project-disconnected';
+  }
+>;
+
+export type Disconnection = Extract<ProjectChange, { kind: 'project-disconnected' }>;
+
+/** Why a disconnection was not carried out everywhere. */
+export type DisconnectFailure = Extract<
+  ErrorCode,
+  'unknownProject' | 'storeUnavailable' | 'notDelivered'
 >;
 
 /** Why a connection or a call is refused before it reaches a project. */
@@ -61,6 +95,8 @@ export function newProjectHash(): string {
 export function newJwtSecret(): string {
   return randomBytes(32).toString('base64url');
 }
+
+const REVOKED: Authentication = { ok: false, error: 'invalidToken' };
 
 export class Projects {
   readonly #store: Store;
@@ -131,6 +167,61 @@ export class Projects {
     return deleted;
   }
 
+  /**
+   * Closes the connections of `user` (undefined: of every user) of the project, on every instance;
+   * with `revoke`, first stores that their tokens issued before the current second are refused
+   * from then on (see `isRevoked`). Resolves true when done, else why not: an unknown project or a
+   * store that does not answer (nothing is closed); a bus that does not take the event
+   * (`notDelivered`: this instance closed its connections and any revocation is stored, so the
+   * other instances refuse the tokens within PROJECT_REFRESH_MS, but may keep their connections).
+   */
+  async disconnect(
+    hash: string,
+    user: string | undefined,
+    revoke: boolean,
+  ): Promise<true | DisconnectFailure> {
+    let notBefore: number | null = null;
+    try {
+      if (revoke) {
+        notBefore = Math.floor(Date.now() / 1000);
+        if (!(await this.#store.revokeTokens(hash, user, notBefore))) return 'unknownProject';
+      } else if ((await this.#lookup(hash)) === undefined) {
+        return 'unknownProject';
+      }
+    } catch {
+      return 'storeUnavailable';
+    }
+    const event: Disconnection = {
+      kind: 'project-disconnected',
+      project: hash,
+      user: user ?? null,
+      notBefore,
+    };
+    this.apply(event);
+    try {
+      await this.#bus.publish(CONTROL_TOPIC, event);
+    } catch {
+      return 'notDelivered';
+    }
+    return true;
+  }
+
+  /**
+   * A token for a user of the project (see mintProjectToken), signed with the secret the store
+   * holds now rather than a cached one that a rotation elsewhere may have outdated. Resolves
+   * undefined for an unknown project; rejects when the store cannot answer.
+   */
+  async mintToken(
+    hash: string,
+    request: TokenRequest,
+    nowMs = Date.now(),
+  ): Promise<{ jwt: string; exp: number } | undefined> {
+    const project = await this.#store.getProject(hash);
+    if (project === undefined) return undefined;
+    const { sub, ttlSeconds, claims } = request;
+    return mintProjectToken(project.jwtSecret, sub, ttlSeconds, claims, nowMs);
+  }
+
   /** Resolves the new secret, or undefined for an unknown project. */
   async rotateSecret(hash: string): Promise<string | undefined> {
     const secret = newJwtSecret();
@@ -144,15 +235,29 @@ export class Projects {
     this.#listeners.push(listener);
   }
 
-  /** Applies a change made here or received on the control topic: drops the cache, tells listeners. */
+  /**
+   * Applies a change made here or received on the control topic: drops the cache (a disconnection
+   * with a revocation updates the cached revocations instead), tells listeners.
+   */
   apply(event: ProjectChange): void {
+    // Also for a revocation: a lookup or refresh that read the store before it was written must
+    // not cache what it read.
     this.#generation++;
-    this.#cache.delete(event.project);
-    this.#misses.delete(event.project);
-    if (event.kind === 'project-deleted') this.#settings.delete(event.project);
-    else if (this.#settings.has(event.project)) {
-      // Its settings are in use here: read them again now rather than at the next lookup.
-      this.#lookup(event.project).catch(() => undefined);
+    if (event.kind === 'project-disconnected') {
+      const cached = this.#cache.get(event.project);
+      // Not cached here: the next lookup reads the revocation from the store, written before the
+      // event was sent.
+      if (cached !== undefined && event.notBefore !== null) {
+        cached.revocations = withRevocation(cached.revocations, event.user, event.notBefore);
+      }
+    } else {
+      this.#cache.delete(event.project);
+      this.#misses.delete(event.project);
+      if (event.kind === 'project-deleted') this.#settings.delete(event.project);
+      else if (this.#settings.has(event.project)) {
+        // Its settings are in use here: read them again now rather than at the next lookup.
+        this.#lookup(event.project).catch(() => undefined);
+      }
     }
     for (const listener of this.#listeners) listener(event);
   }
@@ -170,10 +275,12 @@ export class Projects {
     const hashes = new Set([...this.#cache.keys(), ...active]);
     if (hashes.size === 0) return;
     const generation = this.#generation;
-    const current = new Map(
-      (await this.#store.getProjects([...hashes])).map((project) => [project.hash, project]),
-    );
-    // A change applied while the query ran is newer than what it read.
+    const [projects, revocations] = await Promise.all([
+      this.#store.getProjects([...hashes]),
+      this.#store.revocations([...hashes]),
+    ]);
+    const current = new Map(projects.map((project) => [project.hash, project]));
+    // A change applied while the queries ran is newer than what they read.
     if (generation !== this.#generation) return;
     for (const hash of hashes) {
       const project = current.get(hash);
@@ -181,12 +288,16 @@ export class Projects {
         this.apply({ kind: 'project-deleted', project: hash });
         continue;
       }
-      const cached = this.#cache.get(hash)?.project;
-      if (cached === undefined) continue;
+      const entry = this.#cache.get(hash);
+      if (entry === undefined) continue;
+      const cached = entry.project;
       if (cached.jwtSecret !== project.jwtSecret) {
         this.apply({ kind: 'project-rotated', project: hash });
       } else if (cached.name !== project.name || !sameSettings(cached.settings, project.settings)) {
         this.apply({ kind: 'project-updated', project: hash });
+      } else if (!sameRevocations(entry.revocations, revocations.get(hash))) {
+        // A revocation whose event was lost: in force from now on, like one that arrived.
+        entry.revocations = revocations.get(hash);
       }
     }
   }
@@ -202,14 +313,20 @@ export class Projects {
     const known = cached.tokens.get(token);
     if (known !== undefined) {
       if (known.expiresAtMs === undefined || known.expiresAtMs + CLOCK_TOLERANCE_MS > Date.now()) {
+        if (isRevoked(cached.revocations, known.sub, known.issuedAtS)) return REVOKED;
         return { ok: true, project: cached.project, sub: known.sub };
       }
       cached.tokens.delete(token);
     }
     const check = cached.verify(token);
     if (!check.ok) return check;
+    if (isRevoked(cached.revocations, check.sub, check.issuedAtS)) return REVOKED;
     if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
-    cached.tokens.set(token, { sub: check.sub, expiresAtMs: check.expiresAtMs });
+    cached.tokens.set(token, {
+      sub: check.sub,
+      expiresAtMs: check.expiresAtMs,
+      issuedAtS: check.issuedAtS,
+    });
     return { ok: true, project: cached.project, sub: check.sub };
   }
 
@@ -227,10 +344,13 @@ export class Projects {
       if (generation === this.#generation) this.#rememberMiss(hash);
       return undefined;
     }
+    // Only for a project found: a flood of made-up hashes costs one query each, not two.
+    const revocations = await this.#store.revocations([hash]);
     const entry: CachedProject = {
       project,
       verify: projectVerifier(project.jwtSecret),
       tokens: new Map(),
+      revocations: revocations.get(hash),
     };
     if (generation === this.#generation) {
       this.#cache.set(hash, entry);

@@ -12,6 +12,7 @@ import {
   noSettings,
   type Project,
   type ProjectSettings,
+  type Revocations,
   type RoomMessage,
   type StoredRoom,
 } from '../../src/domain.js';
@@ -930,6 +931,99 @@ export function storeContract(
         assert.equal(await store.storedMessages(thinned.hash), 6);
         await purgeAll();
         assert.equal(await store.storedMessages(thinned.hash), 3);
+      });
+    });
+
+    describe('token revocations', () => {
+      const entries = (revocations: Map<string, Revocations>) =>
+        [...revocations].map(([hash, { all, users }]) => [hash, all, [...users].sort()]);
+
+      it('a project never revoked has no entry; an empty list answers an empty map', async () => {
+        assert.deepEqual(entries(await store.revocations([project.hash, newProject().hash])), []);
+        assert.deepEqual(entries(await store.revocations([])), []);
+      });
+
+      it('revokeTokens of a user answers true and stores that user’s not-before, in that project only', async () => {
+        const other = newProject();
+        await store.createProject(other);
+        assert.equal(await store.revokeTokens(project.hash, 'alice', 1_700_000_000), true);
+        assert.equal(await store.revokeTokens(project.hash, 'Zoë 🚀', 1_700_000_001), true);
+        assert.deepEqual(entries(await store.revocations([project.hash, other.hash])), [
+          [
+            project.hash,
+            null,
+            [
+              ['Zoë 🚀', 1_700_000_001],
+              ['alice', 1_700_000_000],
+            ],
+          ],
+        ]);
+      });
+
+      it('a not-before only moves forward: an earlier one changes nothing', async () => {
+        await store.revokeTokens(project.hash, 'alice', 2_000_000_000);
+        await store.revokeTokens(project.hash, undefined, 1_900_000_000);
+        assert.equal(await store.revokeTokens(project.hash, 'alice', 1_000_000_000), true);
+        assert.equal(await store.revokeTokens(project.hash, undefined, 1_000_000_000), true);
+        assert.deepEqual(entries(await store.revocations([project.hash])), [
+          [project.hash, 1_900_000_000, [['alice', 2_000_000_000]]],
+        ]);
+        await store.revokeTokens(project.hash, 'alice', 2_000_000_005);
+        assert.deepEqual(entries(await store.revocations([project.hash])), [
+          [project.hash, 1_900_000_000, [['alice', 2_000_000_005]]],
+        ]);
+      });
+
+      it('the project-wide not-before drops the users’ it covers and keeps later ones; a covered user’s is not stored', async () => {
+        await store.revokeTokens(project.hash, 'early', 100);
+        await store.revokeTokens(project.hash, 'equal', 200);
+        await store.revokeTokens(project.hash, 'late', 300);
+        assert.equal(await store.revokeTokens(project.hash, undefined, 200), true);
+        assert.deepEqual(entries(await store.revocations([project.hash])), [
+          [project.hash, 200, [['late', 300]]],
+        ]);
+        assert.equal(await store.revokeTokens(project.hash, 'covered', 150), true);
+        assert.equal(await store.revokeTokens(project.hash, 'same', 200), true);
+        assert.deepEqual(entries(await store.revocations([project.hash])), [
+          [project.hash, 200, [['late', 300]]],
+        ]);
+      });
+
+      it('revokeTokens of an unknown project answers false and stores nothing', async () => {
+        const unknown = newProject().hash;
+        assert.equal(await store.revokeTokens(unknown, 'alice', 100), false);
+        assert.equal(await store.revokeTokens(unknown, undefined, 100), false);
+        assert.deepEqual(entries(await store.revocations([unknown])), []);
+      });
+
+      it('answers 1,200 hashes at once, those with revocations spread over all of them', async () => {
+        const hashes = [project.hash];
+        const expected: unknown[] = [];
+        while (hashes.length < 1200) {
+          const extra = newProject(`p${hashes.length}`);
+          if (hashes.length % 3 === 0) {
+            await store.createProject(extra);
+            await store.revokeTokens(extra.hash, `u${hashes.length}`, hashes.length);
+            expected.push([extra.hash, null, [[`u${hashes.length}`, hashes.length]]]);
+          }
+          hashes.push(extra.hash);
+        }
+        const sorted = (list: unknown[]) =>
+          list.map((entry) => JSON.stringify(entry)).sort((a, b) => (a < b ? -1 : 1));
+        assert.deepEqual(
+          sorted(entries(await store.revocations([...hashes, 'a\u0000b', project.hash]))),
+          sorted(expected),
+        );
+      });
+
+      it('deleteProject removes the project’s revocations: created again, it has none', async () => {
+        await store.revokeTokens(project.hash, 'alice', 100);
+        await store.revokeTokens(project.hash, undefined, 50);
+        assert.equal(await store.deleteProject(project.hash), true);
+        assert.deepEqual(entries(await store.revocations([project.hash])), []);
+        await store.createProject(project);
+        assert.deepEqual(entries(await store.revocations([project.hash])), []);
+        assert.deepEqual(await store.getProject(project.hash), project);
       });
     });
 

@@ -237,6 +237,73 @@ describe('CLI: projects and tokens on the server database', () => {
     assert.ok(Math.abs((payload.exp ?? 0) - (Date.now() / 1000 + 3600)) < 30, `${payload.exp}`);
   });
 
+  it('`token --rooms chat:*,lobby --no-publish --no-broadcast` adds rooms (an array), publish:false and broadcast:false beside sub, iat and exp', async () => {
+    const result = await runCli(
+      [
+        'token',
+        '--hash',
+        demo.hash,
+        '--sub',
+        'carol',
+        '--ttl',
+        '90s',
+        '--rooms',
+        'chat:*,lobby',
+        '--no-publish',
+        '--no-broadcast',
+      ],
+      { DATABASE_URL: database },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(lines(result.stdout).length, 1, result.stdout);
+    const { payload } = await jwtVerify(
+      result.stdout.trim(),
+      new TextEncoder().encode(demo.jwtSecret),
+    );
+    const { iat, exp, ...rest } = payload;
+    assert.deepEqual(rest, {
+      sub: 'carol',
+      rooms: ['chat:*', 'lobby'],
+      publish: false,
+      broadcast: false,
+    });
+    assert.ok(typeof iat === 'number' && Math.abs(iat - Date.now() / 1000) < 30, `iat ${iat}`);
+    assert.equal(exp, iat + 90);
+  });
+
+  it('`token` without the permission flags carries none of those claims; `--rooms ""` is no room; `--rooms` alone keeps publish and broadcast', async () => {
+    const cases: [string[], Record<string, unknown>][] = [
+      [[], {}],
+      [['--rooms', ''], { rooms: [] }],
+      [['--rooms', 'one'], { rooms: ['one'] }],
+      [['--no-publish'], { publish: false }],
+      [['--no-broadcast'], { broadcast: false }],
+    ];
+    for (const [flags, claims] of cases) {
+      const result = await runCli(['token', '--hash', demo.hash, '--sub', 'dan', ...flags], {
+        DATABASE_URL: database,
+      });
+      assert.equal(result.code, 0, result.stderr);
+      const { payload } = await jwtVerify(
+        result.stdout.trim(),
+        new TextEncoder().encode(demo.jwtSecret),
+      );
+      const { iat, exp, ...rest } = payload;
+      assert.deepEqual(rest, { sub: 'dan', ...claims }, flags.join(' '));
+      assert.equal(typeof iat, 'number', 'every token carries iat (revocations compare it)');
+      assert.equal(exp, (iat ?? 0) + 3600);
+    }
+  });
+
+  it('`help` shows the token command with --ttl, --rooms, --no-publish and --no-broadcast', async () => {
+    const result = await runCli(['help'], {});
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /socket-base token --hash HASH --sub USER \[--ttl 1h\] \[--rooms 'chat:\*,lobby'\]\n\s+\[--no-publish\] \[--no-broadcast\]/,
+    );
+  });
+
   it('`token` for an unknown hash exits 1 with one line on stderr and nothing on stdout', async () => {
     const result = await runCli(['token', '--hash', 'no-such-hash', '--sub', 'alice'], {
       DATABASE_URL: database,

@@ -94,4 +94,23 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE INDEX room_seq_by_name ON room_seq (project, room COLLATE "C");
     `,
   },
+  {
+    version: 4,
+    name: 'token revocations',
+    sql: `
+      -- The project-wide not-before of a disconnect with all and revoke (epoch seconds, as a
+      -- JWT's iat): tokens issued before it are refused. NULL: none.
+      ALTER TABLE projects ADD COLUMN tokens_not_before BIGINT;
+
+      -- One user's not-before, kept only while later than the project's (a project-wide
+      -- revocation deletes the rows it covers). The cascade removes a deleted project's rows
+      -- after its row is locked, the order revokeTokens takes them in too.
+      CREATE TABLE user_revocations (
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        sub TEXT NOT NULL,
+        not_before BIGINT NOT NULL,
+        PRIMARY KEY (project, sub)
+      );
+    `,
+  },
 ];

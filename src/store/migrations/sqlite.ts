@@ -94,4 +94,22 @@ export const sqliteMigrations: readonly Migration[] = [
     // before this migration: that time is gone.
     sql: 'ALTER TABLE room_positions ADD COLUMN last_ts INTEGER;',
   },
+  {
+    version: 5,
+    name: 'token revocations',
+    sql: `
+      -- The project-wide not-before of a disconnect with all and revoke (epoch seconds, as a
+      -- JWT's iat): tokens issued before it are refused. NULL: none.
+      ALTER TABLE projects ADD COLUMN tokens_not_before INTEGER;
+
+      -- One user's not-before, kept only while later than the project's (a project-wide
+      -- revocation deletes the rows it covers), so that the table holds what still matters.
+      CREATE TABLE user_revocations (
+        project TEXT NOT NULL REFERENCES projects (hash) ON DELETE CASCADE,
+        sub TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        PRIMARY KEY (project, sub)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
