@@ -6,7 +6,13 @@
  * PROJECT_REFRESH_MS, and when the bus comes back): a change whose event was lost still applies.
  */
 import { randomBytes } from 'node:crypto';
-import { CLOCK_TOLERANCE_MS, type ProjectVerifier, projectVerifier } from '../auth/project-jwt.js';
+import {
+  DEFAULT_TOKEN_RULES,
+  type ProjectVerifier,
+  projectVerifier,
+  type TokenRules,
+  type VerifiedToken,
+} from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import { noSettings, type Project, type ProjectSettings, type ProjectSummary } from '../domain.js';
 import type { ErrorCode } from '../errors.js';
@@ -14,8 +20,9 @@ import type { Store, ProjectChange as StoredChange } from '../store/store.js';
 import { changedSettings, type ProjectPatch, sameSettings } from './project-settings.js';
 
 /**
- * Verified tokens kept per project, for HTTP callers that send the same token on every request
- * (a WebSocket checks its token once). Bounded, so that many connections do not pin their tokens.
+ * Verified tokens kept per project, with their compiled room permissions, for HTTP callers that
+ * send the same token on every request (a WebSocket checks its token once, and on refresh).
+ * Bounded, so that many connections do not pin their tokens.
  */
 const MAX_CACHED_TOKENS_PER_PROJECT = 1024;
 /**
@@ -29,7 +36,7 @@ const MAX_CACHED_MISSES = 10_000;
 interface CachedProject {
   project: Project;
   verify: ProjectVerifier;
-  tokens: Map<string, { sub: string; expiresAtMs: number | undefined }>;
+  tokens: Map<string, VerifiedToken>;
 }
 
 export type ProjectChange = Extract<
@@ -44,7 +51,7 @@ export type AuthFailure = Extract<
 >;
 
 export type Authentication =
-  | { ok: true; project: Project; sub: string }
+  | ({ ok: true; project: Project } & VerifiedToken)
   | { ok: false; error: AuthFailure };
 
 /**
@@ -76,10 +83,12 @@ export class Projects {
   /** Bumped by every invalidation, so that a lookup that raced one does not cache stale data. */
   #generation = 0;
   readonly #listeners: ((event: ProjectChange) => void)[] = [];
+  readonly #rules: TokenRules;
 
-  constructor(store: Store, bus: Bus) {
+  constructor(store: Store, bus: Bus, rules: TokenRules = DEFAULT_TOKEN_RULES) {
     this.#store = store;
     this.#bus = bus;
+    this.#rules = rules;
   }
 
   async create(name: string): Promise<Project> {
@@ -201,16 +210,19 @@ export class Projects {
     if (cached === undefined) return { ok: false, error: 'unknownProject' };
     const known = cached.tokens.get(token);
     if (known !== undefined) {
-      if (known.expiresAtMs === undefined || known.expiresAtMs + CLOCK_TOLERANCE_MS > Date.now()) {
-        return { ok: true, project: cached.project, sub: known.sub };
+      // The verifier's own rule: valid up to and including exp + the tolerance.
+      const { expiresAtMs } = known;
+      if (expiresAtMs === undefined || Date.now() <= expiresAtMs + this.#rules.clockToleranceMs) {
+        return { ok: true, project: cached.project, ...known };
       }
       cached.tokens.delete(token);
     }
     const check = cached.verify(token);
     if (!check.ok) return check;
+    const { sub, expiresAtMs, permissions } = check;
     if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
-    cached.tokens.set(token, { sub: check.sub, expiresAtMs: check.expiresAtMs });
-    return { ok: true, project: cached.project, sub: check.sub };
+    cached.tokens.set(token, { sub, expiresAtMs, permissions });
+    return { ok: true, project: cached.project, sub, expiresAtMs, permissions };
   }
 
   async #lookup(hash: string): Promise<CachedProject | undefined> {
@@ -229,7 +241,7 @@ export class Projects {
     }
     const entry: CachedProject = {
       project,
-      verify: projectVerifier(project.jwtSecret),
+      verify: projectVerifier(project.jwtSecret, this.#rules),
       tokens: new Map(),
     };
     if (generation === this.#generation) {
