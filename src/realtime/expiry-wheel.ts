@@ -11,7 +11,7 @@ export interface Expiring {
   expire(): void;
 }
 
-/** The bucket a member was put in: what `cancel` and `reschedule` need back. */
+/** The bucket a member was put in: what `cancel` needs back. */
 export type ExpiryTicket = number;
 
 export interface ExpiryWheelOptions {
@@ -28,10 +28,15 @@ const SECOND_MS = 1000;
 const TICK_SLACK_MS = 5;
 
 export class ExpiryWheel<T extends Expiring> {
-  /** Second → members whose deadline is in (second − 1 s, second]. */
+  /**
+   * Second → members whose deadline is in (second − 1 s, second]. Seconds are counted from the
+   * wheel's start, so that keys and tickets are small integers (no heap number per connection).
+   */
   readonly #buckets = new Map<number, Set<T>>();
   readonly #toleranceMs: number;
   readonly #now: () => number;
+  /** The epoch second the wheel's seconds count from. */
+  readonly #origin: number;
   /** The first second whose bucket has not been emptied yet. */
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -40,6 +45,7 @@ export class ExpiryWheel<T extends Expiring> {
   constructor(options: ExpiryWheelOptions) {
     this.#toleranceMs = options.toleranceMs;
     this.#now = options.now ?? Date.now;
+    this.#origin = Math.floor(this.#now() / SECOND_MS);
   }
 
   /** Members waiting for their deadline. */
@@ -55,9 +61,9 @@ export class ExpiryWheel<T extends Expiring> {
   schedule(member: T, expiresAtMs: number): ExpiryTicket {
     if (this.#timer === undefined) {
       // Idle until now: seconds that went by meanwhile had nothing to expire.
-      this.#next = Math.max(this.#next, Math.floor(this.#now() / SECOND_MS));
+      this.#next = Math.max(this.#next, this.#second(this.#now()) - 1);
     }
-    const due = Math.ceil((expiresAtMs + this.#toleranceMs) / SECOND_MS);
+    const due = this.#second(expiresAtMs + this.#toleranceMs);
     const second = Math.max(due, this.#next);
     let bucket = this.#buckets.get(second);
     if (bucket === undefined) {
@@ -88,8 +94,13 @@ export class ExpiryWheel<T extends Expiring> {
     this.#disarm();
   }
 
+  /** The wheel's second whose end is the first at or after `ms`. */
+  #second(ms: number): number {
+    return Math.ceil(ms / SECOND_MS) - this.#origin;
+  }
+
   #arm(): void {
-    const delay = this.#next * SECOND_MS + TICK_SLACK_MS - this.#now();
+    const delay = (this.#origin + this.#next) * SECOND_MS + TICK_SLACK_MS - this.#now();
     this.#timer = setTimeout(this.#tick, Math.max(0, delay));
     // Expiry alone never keeps the process alive: the sockets do.
     this.#timer.unref();
@@ -103,8 +114,8 @@ export class ExpiryWheel<T extends Expiring> {
   readonly #tick = (): void => {
     this.#timer = undefined;
     const now = this.#now();
-    // Every second s with s × 1000 < now is over: its members' deadlines have passed.
-    const last = Math.ceil(now / SECOND_MS) - 1;
+    // Every second that ends before now is over: its members' deadlines have passed.
+    const last = this.#second(now) - 1;
     for (; this.#next <= last && this.#size > 0; this.#next++) {
       const bucket = this.#buckets.get(this.#next);
       if (bucket === undefined) continue;
