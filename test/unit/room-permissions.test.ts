@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { projectVerifier } from '../../src/auth/project-jwt.js';
 import { RoomPermissions } from '../../src/auth/room-permissions.js';
+import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { Projects } from '../../src/tenancy/projects.js';
 import { nowSeconds, signClaims } from '../helpers/ws.js';
 
 function compiled(claims: Record<string, unknown>): RoomPermissions {
@@ -136,5 +139,36 @@ describe('projectVerifier: claims and the token rules', () => {
     const exact = projectVerifier(secret, strict);
     assert.deepEqual(exact(expired), { ok: false, error: 'tokenExpired' });
     assert.deepEqual(exact(early), { ok: false, error: 'invalidToken' });
+  });
+});
+
+describe('Projects.authenticate: claims compiled once per verified token', () => {
+  it('the same token authenticated again answers the very same compiled permissions, from the cache', async () => {
+    const store = SqliteStore.open(':memory:');
+    const bus = new MemoryBus();
+    try {
+      const projects = new Projects(store, bus, { clockToleranceMs: 0, requireExp: false });
+      const project = await projects.create('claims');
+      const token = signClaims(project.jwtSecret, {
+        sub: 'alice',
+        exp: nowSeconds() + 60,
+        rooms: ['chat:*'],
+      });
+      const first = await projects.authenticate(project.hash, token);
+      const second = await projects.authenticate(project.hash, token);
+      assert.ok(first.ok && second.ok);
+      assert.equal(second.permissions, first.permissions);
+      assert.equal(first.permissions.allows('chat:1'), true);
+      assert.equal(first.permissions.allows('lobby'), false);
+      const other = await projects.authenticate(
+        project.hash,
+        signClaims(project.jwtSecret, { sub: 'alice', rooms: ['chat:*'] }),
+      );
+      assert.ok(other.ok);
+      assert.notEqual(other.permissions, first.permissions, 'compiled per token');
+    } finally {
+      await store.close();
+      await bus.close();
+    }
   });
 });
