@@ -46,6 +46,10 @@ export interface Config {
   retentionIntervalMs: number;
   idempotencyWindowS: number;
   recoveryMaxMessages: number;
+  /** Tolerance for a token's `exp` and `nbf`, at connect, on HTTP and on open sockets. */
+  jwtClockToleranceS: number;
+  /** A token without `exp` is refused (`Invalid token`). */
+  requireExp: boolean;
   /** A dead instance's connections stop being present, and counting, within this long. */
   presenceTtlMs: number;
   /** Projects with their own series on /metrics; the rest are summed under `_other`. */
@@ -133,6 +137,18 @@ function list(env: Env, name: string, fallback: string[]): string[] {
     .filter((item) => item !== '');
 }
 
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const value = raw.toLowerCase();
+  if (TRUE.includes(value)) return true;
+  if (FALSE.includes(value)) return false;
+  throw new ConfigError(name, `must be true or false (or 1/0, yes/no, on/off), got "${raw}"`);
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -209,6 +225,8 @@ export function loadConfig(env: Env = process.env): Config {
     retentionIntervalMs: integer(env, 'RETENTION_INTERVAL_MS', 60000, 10, 86_400_000),
     idempotencyWindowS: integer(env, 'IDEMPOTENCY_WINDOW_S', 86400, 1, 2 ** 40),
     recoveryMaxMessages: integer(env, 'RECOVERY_MAX_MESSAGES', 1000, 0, 10_000_000),
+    jwtClockToleranceS: integer(env, 'JWT_CLOCK_TOLERANCE_S', 5, 0, 3600),
+    requireExp: flag(env, 'REQUIRE_EXP', false),
     presenceTtlMs: integer(env, 'PRESENCE_TTL_MS', 30000, 100, 3_600_000),
     metricsMaxProjects: integer(env, 'METRICS_MAX_PROJECTS', 1000, 0, 1_000_000),
     corsOrigins: list(env, 'CORS_ORIGINS', ['*']),

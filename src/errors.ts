@@ -46,6 +46,7 @@ export const ERRORS = {
   roomTooLong: { message: 'Room name too long', status: 400 },
   tooManyRooms: { message: 'Too many rooms', status: 400 },
   notMember: { message: 'You must join the room first', status: 403 },
+  notAllowed: { message: 'Not allowed', status: 403 },
   notStored: { message: 'Message could not be stored', status: 503 },
   notDelivered: { message: 'Message could not be delivered', status: 503 },
   storeUnavailable: {

@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:http';
 import { generateAdminToken } from './auth/admin-token.js';
-import { signProjectToken } from './auth/project-jwt.js';
+import { signProjectToken, type TokenRules } from './auth/project-jwt.js';
 import { type Bus, CONTROL_TOPIC } from './bus/bus.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
@@ -22,6 +22,7 @@ import { Metrics } from './observability/metrics.js';
 import { serverFrame } from './protocol/frames.js';
 import { BusDispatcher } from './realtime/bus-dispatcher.js';
 import { Delivery } from './realtime/delivery.js';
+import { ExpiryWheel } from './realtime/expiry-wheel.js';
 import { Gateway } from './realtime/gateway.js';
 import { Hub, type HubOptions } from './realtime/hub.js';
 import { Messaging } from './realtime/messaging.js';
@@ -30,7 +31,7 @@ import { ProjectLimits } from './realtime/project-limits.js';
 import { REPLAY_DEFAULTS } from './realtime/replay.js';
 import { JOIN_TIMEOUT_MS } from './realtime/room.js';
 import { STREAM_DEFAULTS } from './realtime/room-stream.js';
-import type { SessionContext } from './realtime/session.js';
+import type { Session, SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store, StoreStats } from './store/store.js';
@@ -121,7 +122,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     await store.close();
     throw error;
   }
-  const projects = new Projects(store, bus);
+  const projects = new Projects(store, bus, tokenRules(config));
   const projectLimits = new ProjectLimits(
     cluster,
     limitsReader((hash) => projects.settingsOf(hash), serverDefaults(config)),
@@ -202,11 +203,14 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
   await bus.subscribe(CONTROL_TOPIC);
 
+  const expiry = new ExpiryWheel<Session>({ toleranceMs: config.jwtClockToleranceS * 1000 });
   const context: SessionContext = {
     hub,
     messaging,
     presence,
     projectLimits,
+    expiry,
+    authenticate: (hash, token) => projects.authenticate(hash, token),
     limits: config,
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
     onClosed: (session) => {
@@ -352,6 +356,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       messaging.close();
       await transport.close(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
       hub.closeAll(CLOSE_CODES.goingAway.code, CLOSE_CODES.goingAway.reason);
+      expiry.close();
       httpServer.closeAllConnections();
       // The admin port stays up through the drain, so that /metrics and /readyz can be watched.
       adminListener?.server.close();
@@ -368,6 +373,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
     return closing;
   };
   return { url, port, adminUrl, adminToken, metrics, close };
+}
+
+/** How tokens are judged beyond their signature, from the configuration. */
+export function tokenRules(config: Config): TokenRules {
+  return { clockToleranceMs: config.jwtClockToleranceS * 1000, requireExp: config.requireExp };
 }
 
 /** How rooms start, join and replay, from the configuration. */

@@ -1,34 +1,65 @@
 /**
  * Verifies a user's JWT against its project's secret: HS256, HS384 or HS512 only (so `alg: none`
- * and every asymmetric algorithm are refused), `sub` a non-empty string, `exp`/`nbf` with a small
- * tolerance for clock skew. fast-jwt verifies synchronously with node:crypto, which costs a few
+ * and every asymmetric algorithm are refused), `sub` a non-empty string, `exp`/`nbf` with the
+ * configured tolerance for clock skew, and the room claims compiled (a claim of the wrong shape
+ * makes the token invalid). fast-jwt verifies synchronously with node:crypto, which costs a few
  * microseconds where a WebCrypto-based verifier costs a hundred: every connection checks a token.
  */
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import type { ErrorCode } from '../errors.js';
+import { RoomPermissions } from './room-permissions.js';
 
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-export const CLOCK_TOLERANCE_MS = 5_000;
+
+/** How tokens are judged beyond their signature: `JWT_CLOCK_TOLERANCE_S` and `REQUIRE_EXP`. */
+export interface TokenRules {
+  clockToleranceMs: number;
+  /** A token without `exp` is invalid. */
+  requireExp: boolean;
+}
+
+export const DEFAULT_TOKEN_RULES: TokenRules = { clockToleranceMs: 5_000, requireExp: false };
+
+/** A verified token: its user, when it expires (without the tolerance), what it may do. */
+export interface VerifiedToken {
+  sub: string;
+  expiresAtMs: number | undefined;
+  /** For revocations: a token without a numeric `iat` counts as issued before any of them. */
+  issuedAtS: number | undefined;
+  permissions: RoomPermissions;
+}
 
 export type TokenCheck =
-  | { ok: true; sub: string; expiresAtMs: number | undefined; issuedAtS: number | undefined }
+  | ({ ok: true } & VerifiedToken)
   | { ok: false; error: Extract<ErrorCode, 'invalidToken' | 'tokenExpired'> };
 
 /** Checks tokens of one project; build one per secret and keep it. */
 export type ProjectVerifier = (token: string) => TokenCheck;
 
-export function projectVerifier(secret: string): ProjectVerifier {
+interface Payload {
+  sub?: unknown;
+  exp?: unknown;
+  iat?: unknown;
+  rooms?: unknown;
+  publish?: unknown;
+  broadcast?: unknown;
+}
+
+export function projectVerifier(
+  secret: string,
+  rules: TokenRules = DEFAULT_TOKEN_RULES,
+): ProjectVerifier {
   const verify = createVerifier({
     key: secret,
     algorithms: [...JWT_ALGORITHMS],
-    clockTolerance: CLOCK_TOLERANCE_MS,
+    clockTolerance: rules.clockToleranceMs,
     cache: false,
   });
   return (token) => {
     if (token === '') return { ok: false, error: 'invalidToken' };
-    let payload: { sub?: unknown; exp?: unknown; iat?: unknown };
+    let payload: Payload;
     try {
-      payload = verify(token) as { sub?: unknown; exp?: unknown; iat?: unknown };
+      payload = verify(token) as Payload;
     } catch (error) {
       const expired = error instanceof TokenError && error.code === TokenError.codes.expired;
       return { ok: false, error: expired ? 'tokenExpired' : 'invalidToken' };
@@ -36,12 +67,17 @@ export function projectVerifier(secret: string): ProjectVerifier {
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       return { ok: false, error: 'invalidToken' };
     }
+    // fast-jwt has refused an `exp` that is not a number already.
+    const exp = typeof payload.exp === 'number' ? payload.exp : undefined;
+    if (exp === undefined && rules.requireExp) return { ok: false, error: 'invalidToken' };
+    const permissions = RoomPermissions.fromClaims(payload);
+    if (permissions === undefined) return { ok: false, error: 'invalidToken' };
     return {
       ok: true,
       sub: payload.sub,
-      expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
-      // For revocations: a token without a numeric iat counts as issued before any of them.
+      expiresAtMs: exp === undefined ? undefined : exp * 1000,
       issuedAtS: typeof payload.iat === 'number' ? payload.iat : undefined,
+      permissions,
     };
   };
 }

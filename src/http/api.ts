@@ -1,11 +1,13 @@
 /**
  * `/api/*`: publish into rooms, broadcast, read history and presence. Checks run in the contract's
- * order: x-hash, project, token, body size, body (or the query), rate limit, then the store and bus.
+ * order: x-hash, project, token, body size, body (or the query), the token's claims (403), rate
+ * limit, then the store and bus.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RoomPermissions } from '../auth/room-permissions.js';
 import { isDuplicate, type Project } from '../domain.js';
 import { type ErrorCode, UserError } from '../errors.js';
-import { codePointLength, parseHttpBody } from '../protocol/parse.js';
+import { codePointLength, type HttpPublish, parseHttpBody } from '../protocol/parse.js';
 import type { Messaging } from '../realtime/messaging.js';
 import type { Presence } from '../realtime/presence.js';
 import { TokenBucket } from '../realtime/rate-limit.js';
@@ -35,6 +37,14 @@ type Fail = (code: ErrorCode, headers?: Headers) => void;
 interface Caller {
   project: Project;
   sub: string;
+  permissions: RoomPermissions;
+}
+
+/** Step 9 for an HTTP send: a message needs `publish` and its room; a broadcast `broadcast`. */
+function mayPublish(permissions: RoomPermissions, body: HttpPublish): boolean {
+  return body.type === 'message'
+    ? permissions.publish && permissions.allows(body.room)
+    : permissions.broadcast;
 }
 
 export class ApiRoutes {
@@ -109,6 +119,7 @@ export class ApiRoutes {
       typeof key === 'string' ? key : undefined,
     );
     if (!parsed.ok) return fail(parsed.error);
+    if (!mayPublish(caller.permissions, parsed.value)) return fail('notAllowed');
     if (!this.#spend(caller, fail)) return;
     try {
       if (parsed.value.type === 'message') {
@@ -170,7 +181,7 @@ export class ApiRoutes {
     const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim() ?? '';
     const auth = await this.#projects.authenticate(hash, token);
     if (!auth.ok) return auth.error;
-    return { project: auth.project, sub: auth.sub };
+    return { project: auth.project, sub: auth.sub, permissions: auth.permissions };
   }
 
   async #history(
@@ -184,6 +195,7 @@ export class ApiRoutes {
     const search = new URL(request.url ?? '/', 'http://localhost').searchParams;
     const query = parseHistoryQuery(room, search, this.#options.maxRoomLength);
     if (!query.ok) return fail(query.error);
+    if (!caller.permissions.allows(room)) return fail('notAllowed');
     if (!this.#spend(caller, fail)) return;
     const read = await readHistory(this.#store, caller.project.hash, room, query.value);
     if (!read.ok) {
@@ -207,6 +219,7 @@ export class ApiRoutes {
     const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
     const limit = parseLimit(query.get('limit'), DEFAULT_PRESENCE_LIMIT, MAX_PRESENCE_LIMIT);
     if (!limit.ok) return fail(limit.error);
+    if (!caller.permissions.allows(room)) return fail('notAllowed');
     if (!this.#spend(caller, fail)) return;
     const page = await this.#presence.read(
       caller.project.hash,

@@ -10,7 +10,8 @@ export type ClientFrame =
   | { type: 'message'; room: string; payload: string; idempotencyKey?: string; ref?: Ref }
   | { type: 'broadcast'; payload: string; ref?: Ref }
   | { type: 'presence'; room: string; ref?: Ref }
-  | { type: 'ping'; ref?: Ref };
+  | { type: 'ping'; ref?: Ref }
+  | { type: 'refresh'; jwt: string; ref?: Ref };
 
 export type ClientFrameType = ClientFrame['type'];
 
@@ -20,6 +21,8 @@ export type ServerFrame =
   | { type: 'joined'; room: string; seq: number; recovered?: boolean; ref?: Ref }
   | { type: 'left'; room: string; ref?: Ref }
   | { type: 'pong'; ref?: Ref }
+  /** `exp` in seconds since the epoch, as the token says; null: the new token never expires. */
+  | { type: 'refreshed'; exp: number | null; ref?: Ref }
   | { type: 'error'; message: string; ref?: Ref }
   | {
       type: 'ack';

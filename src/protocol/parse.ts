@@ -15,7 +15,15 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ErrorC
 
 const NEEDS_ROOM = new Set(['join', 'leave', 'message', 'presence']);
 const NEEDS_PAYLOAD = new Set(['message', 'broadcast']);
-const KNOWN_TYPES = new Set(['join', 'leave', 'message', 'broadcast', 'presence', 'ping']);
+const KNOWN_TYPES = new Set([
+  'join',
+  'leave',
+  'message',
+  'broadcast',
+  'presence',
+  'ping',
+  'refresh',
+]);
 const MAX_REF_LENGTH = 64;
 const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 
@@ -147,7 +155,18 @@ export function parseClientFrame(text: string, limits: ParseLimits): ParseResult
   if (ref === false) return fail('invalidRef');
   const { type } = body;
   if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) return fail('unknownType', ref);
+  // A refresh has no room or payload: its one check comes right after the type's.
+  if (type === 'refresh') return refreshFrame(body.jwt, ref);
   return checkFields(type, body, limits, ref);
+}
+
+/** A `refresh` frame: `jwt` missing or not a string → `Invalid token`, as a bad token would be. */
+function refreshFrame(jwt: unknown, ref: Ref | undefined): ParseResult<ClientFrame> {
+  if (typeof jwt !== 'string') return fail('invalidToken', ref);
+  return {
+    ok: true,
+    value: ref === undefined ? { type: 'refresh', jwt } : { type: 'refresh', jwt, ref },
+  };
 }
 
 export type HttpPublish =

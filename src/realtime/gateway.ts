@@ -44,7 +44,7 @@ export class Gateway {
       this.#events.onRefused('tooManyConnections', address, hash);
       return { ok: false, message: spec.message, code: spec.close };
     }
-    const session = new Session(connection, hash, auth.sub, this.#context);
+    const session = new Session(connection, hash, auth.sub, this.#context, auth);
     session.counted();
     // The hub greets the session in the turn it joins the project's members, and leaves nothing
     // behind when it cannot (the transport then closes the socket with 1011).

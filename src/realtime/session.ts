@@ -1,14 +1,18 @@
 /**
- * One client connection's protocol state: who it is, which rooms it is in, its rate limit. It reads
- * text frames, answers through its Connection, and never touches a socket.
+ * One client connection's protocol state: who it is, what its token allows and until when, which
+ * rooms it is in, its rate limit. It reads text frames, answers through its Connection, and never
+ * touches a socket.
  */
 import { randomUUID } from 'node:crypto';
+import { RoomPermissions } from '../auth/room-permissions.js';
 import type { PresencePage } from '../cluster/cluster-state.js';
 import { isDuplicate } from '../domain.js';
 import { CLOSE_CODES, ERRORS, type ErrorCode, UserError } from '../errors.js';
 import { type ClientFrame, type Ref, type ServerFrame, serverFrame } from '../protocol/frames.js';
 import { type ParseLimits, parseClientFrame, refOf } from '../protocol/parse.js';
+import type { Authentication } from '../tenancy/projects.js';
 import type { ClientHandler, Connection, PreparedFrame } from '../transport/connection.js';
+import type { Expiring, ExpiryTicket, ExpiryWheel } from './expiry-wheel.js';
 import type { Hub, Member } from './hub.js';
 import type { Messaging } from './messaging.js';
 import { PRESENCE_FRAME_MAX_USERS, type Presence } from './presence.js';
@@ -21,6 +25,10 @@ export interface SessionContext {
   readonly messaging: Messaging;
   readonly presence: Presence;
   readonly projectLimits: ProjectLimits;
+  /** Closes sessions whose token expires; one for every session of the instance. */
+  readonly expiry: ExpiryWheel<Session>;
+  /** Checks a token of a project as at connect (a `refresh` frame's). */
+  authenticate(project: string, token: string): Promise<Authentication>;
   readonly limits: ParseLimits & {
     maxRoomsPerConnection: number;
     rateLimit: number;
@@ -35,6 +43,18 @@ export interface SessionContext {
 
 const PONG = serverFrame({ type: 'pong' });
 
+/** What a session's token grants: until when (its `exp`, in ms; none: forever) and which rooms. */
+export interface TokenGrant {
+  readonly expiresAtMs: number | undefined;
+  readonly permissions: RoomPermissions;
+}
+
+/** A token without `exp` and without claims: what sessions built without a grant get. */
+const OPEN_GRANT: TokenGrant = {
+  expiresAtMs: undefined,
+  permissions: RoomPermissions.UNRESTRICTED,
+};
+
 /** Bits of what a connection is in a room (Session.rooms). */
 const PRESENT = 1;
 const WATCHING = 2;
@@ -48,7 +68,7 @@ function presenceFrame(room: string, page: PresencePage, ref: Ref | undefined): 
 }
 
 /** A session is its socket's handler: the transport hands it the frames, one object per client. */
-export class Session implements Member, ClientHandler {
+export class Session implements Member, ClientHandler, Expiring {
   readonly id = randomUUID();
   /**
    * The rooms it asked to be in, each with what it is there (PRESENT, WATCHING bits; 0 while the
@@ -65,13 +85,27 @@ export class Session implements Member, ClientHandler {
   /** While a join waits for its room to flow here, later frames queue behind it, in order. */
   #barrier: Promise<void> | undefined;
   #open = true;
+  /** The current token's room claims (a refresh replaces them). */
+  #permissions: RoomPermissions;
+  /** The current token's `exp` (ms) until admission puts it in the expiry wheel. */
+  #expiresAtMs: number | undefined;
+  /** Where the expiry wheel holds this session; undefined when its token has no `exp`. */
+  #ticket: ExpiryTicket | undefined;
 
-  constructor(connection: Connection, project: string, user: string, context: SessionContext) {
+  constructor(
+    connection: Connection,
+    project: string,
+    user: string,
+    context: SessionContext,
+    grant: TokenGrant = OPEN_GRANT,
+  ) {
     this.#connection = connection;
     this.project = project;
     this.user = user;
     this.#context = context;
     this.#bucket = new TokenBucket(context.limits.rateLimit, context.limits.rateBurst);
+    this.#permissions = grant.permissions;
+    this.#expiresAtMs = grant.expiresAtMs;
   }
 
   /** The gateway counted this connection against its project's limits: released when it ends. */
@@ -84,6 +118,20 @@ export class Session implements Member, ClientHandler {
     this.#connection.send(
       serverFrame({ type: 'connected', connectionId: this.id, user: this.user }),
     );
+    // The deadline starts counting once admitted: a session that never was has nothing to close.
+    if (this.#open && this.#expiresAtMs !== undefined) {
+      this.#ticket = this.#context.expiry.schedule(this, this.#expiresAtMs);
+    }
+    this.#expiresAtMs = undefined;
+  }
+
+  /** The expiry wheel found the token's exp + tolerance passed: the error frame, then 4002. */
+  expire(): void {
+    this.#ticket = undefined;
+    if (!this.#open) return;
+    this.#context.onError('tokenExpired');
+    const { code, reason } = CLOSE_CODES.tokenExpired;
+    this.close(code, reason, ERRORS.tokenExpired.message);
   }
 
   /** One text frame from the client. */
@@ -142,6 +190,7 @@ export class Session implements Member, ClientHandler {
     if (!this.#open) return;
     if (message !== undefined) this.#connection.send(serverFrame({ type: 'error', message }));
     this.#open = false;
+    this.#stopExpiry();
     this.#context.hub.remove(this);
     this.#release();
     this.#connection.close(code, reason);
@@ -158,6 +207,7 @@ export class Session implements Member, ClientHandler {
   /** The transport saw the socket end. */
   onClose(): void {
     this.#open = false;
+    this.#stopExpiry();
     this.#context.hub.remove(this);
     // A join still waiting for its room must find this session gone.
     this.#release();
@@ -175,20 +225,31 @@ export class Session implements Member, ClientHandler {
   }
 
   #dispatch(frame: ClientFrame): Promise<void> | undefined {
+    // Step 9 (the token's claims) comes before every check of rooms held, membership and rate.
+    const permissions = this.#permissions;
     switch (frame.type) {
       case 'join':
+        if (!permissions.allows(frame.room)) return this.#refuse(frame.ref);
         return this.#join(frame.room, frame.since, frame.presence === true, frame.ref);
       case 'leave':
+        // Never refused: a refresh may have narrowed the claims under a room already joined.
         this.#leave(frame.room);
         this.#answer({ type: 'left', room: frame.room }, frame.ref);
         return undefined;
       case 'presence':
+        if (!permissions.allows(frame.room)) return this.#refuse(frame.ref);
         this.#presence(frame.room, frame.ref);
         return undefined;
       case 'message':
+        if (!permissions.publish || !permissions.allows(frame.room)) {
+          return this.#refuse(frame.ref);
+        }
         this.#message(frame.room, frame.payload, frame.idempotencyKey, frame.ref);
         return undefined;
+      case 'refresh':
+        return this.#refresh(frame.jwt, frame.ref);
       case 'broadcast': {
+        if (!permissions.broadcast) return this.#refuse(frame.ref);
         const { ref } = frame;
         const sent = this.#context.messaging.broadcast(
           this.project,
@@ -215,6 +276,41 @@ export class Session implements Member, ClientHandler {
         return unreachable;
       }
     }
+  }
+
+  /**
+   * A new token for this project and user: on success its `exp` and claims replace the current
+   * ones; on any failure the current token stays in force. Later frames wait for the answer, so
+   * that a join sent right after a refresh is judged by the new claims.
+   */
+  #refresh(jwt: string, ref: Ref | undefined): Promise<void> {
+    return this.#context.authenticate(this.project, jwt).then((auth) => {
+      if (!this.#open) return;
+      if (!auth.ok) return this.#sendError(auth.error, ref);
+      if (auth.sub !== this.user) return this.#sendError('invalidToken', ref);
+      this.#permissions = auth.permissions;
+      this.#stopExpiry();
+      const { expiresAtMs } = auth;
+      if (expiresAtMs !== undefined) {
+        this.#ticket = this.#context.expiry.schedule(this, expiresAtMs);
+      }
+      this.#answer(
+        { type: 'refreshed', exp: expiresAtMs === undefined ? null : expiresAtMs / 1000 },
+        ref,
+      );
+    });
+  }
+
+  /** Step 9: the token's claims forbid the frame. */
+  #refuse(ref: Ref | undefined): undefined {
+    this.#sendError('notAllowed', ref);
+    return undefined;
+  }
+
+  #stopExpiry(): void {
+    if (this.#ticket === undefined) return;
+    this.#context.expiry.cancel(this, this.#ticket);
+    this.#ticket = undefined;
   }
 
   #message(room: string, payload: string, key: string | undefined, ref: Ref | undefined): void {

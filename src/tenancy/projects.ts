@@ -8,10 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  CLOCK_TOLERANCE_MS,
+  DEFAULT_TOKEN_RULES,
   mintProjectToken,
   type ProjectVerifier,
   projectVerifier,
+  type TokenRules,
+  type VerifiedToken,
 } from '../auth/project-jwt.js';
 import { type Bus, type BusEvent, CONTROL_TOPIC } from '../bus/bus.js';
 import {
@@ -28,8 +30,9 @@ import type { TokenRequest } from './project-tokens.js';
 import { isRevoked, sameRevocations, withRevocation } from './revocations.js';
 
 /**
- * Verified tokens kept per project, for HTTP callers that send the same token on every request
- * (a WebSocket checks its token once). Bounded, so that many connections do not pin their tokens.
+ * Verified tokens kept per project, with their compiled room permissions, for HTTP callers that
+ * send the same token on every request (a WebSocket checks its token once, and on refresh).
+ * Bounded, so that many connections do not pin their tokens.
  */
 const MAX_CACHED_TOKENS_PER_PROJECT = 1024;
 /**
@@ -43,10 +46,7 @@ const MAX_CACHED_MISSES = 10_000;
 interface CachedProject {
   project: Project;
   verify: ProjectVerifier;
-  tokens: Map<
-    string,
-    { sub: string; expiresAtMs: number | undefined; issuedAtS: number | undefined }
-  >;
+  tokens: Map<string, VerifiedToken>;
   /** As last read or announced; undefined: none. Replaced, never changed in place. */
   revocations: Revocations | undefined;
 }
@@ -78,7 +78,7 @@ export type AuthFailure = Extract<
 >;
 
 export type Authentication =
-  | { ok: true; project: Project; sub: string }
+  | ({ ok: true; project: Project } & VerifiedToken)
   | { ok: false; error: AuthFailure };
 
 /**
@@ -112,10 +112,12 @@ export class Projects {
   /** Bumped by every invalidation, so that a lookup that raced one does not cache stale data. */
   #generation = 0;
   readonly #listeners: ((event: ProjectChange) => void)[] = [];
+  readonly #rules: TokenRules;
 
-  constructor(store: Store, bus: Bus) {
+  constructor(store: Store, bus: Bus, rules: TokenRules = DEFAULT_TOKEN_RULES) {
     this.#store = store;
     this.#bus = bus;
+    this.#rules = rules;
   }
 
   async create(name: string): Promise<Project> {
@@ -312,22 +314,21 @@ export class Projects {
     if (cached === undefined) return { ok: false, error: 'unknownProject' };
     const known = cached.tokens.get(token);
     if (known !== undefined) {
-      if (known.expiresAtMs === undefined || known.expiresAtMs + CLOCK_TOLERANCE_MS > Date.now()) {
+      // The verifier's own rule: valid up to and including exp + the tolerance.
+      const { expiresAtMs } = known;
+      if (expiresAtMs === undefined || Date.now() <= expiresAtMs + this.#rules.clockToleranceMs) {
         if (isRevoked(cached.revocations, known.sub, known.issuedAtS)) return REVOKED;
-        return { ok: true, project: cached.project, sub: known.sub };
+        return { ok: true, project: cached.project, ...known };
       }
       cached.tokens.delete(token);
     }
     const check = cached.verify(token);
     if (!check.ok) return check;
     if (isRevoked(cached.revocations, check.sub, check.issuedAtS)) return REVOKED;
+    const { sub, expiresAtMs, issuedAtS, permissions } = check;
     if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
-    cached.tokens.set(token, {
-      sub: check.sub,
-      expiresAtMs: check.expiresAtMs,
-      issuedAtS: check.issuedAtS,
-    });
-    return { ok: true, project: cached.project, sub: check.sub };
+    cached.tokens.set(token, { sub, expiresAtMs, issuedAtS, permissions });
+    return { ok: true, project: cached.project, sub, expiresAtMs, issuedAtS, permissions };
   }
 
   async #lookup(hash: string): Promise<CachedProject | undefined> {
@@ -348,7 +349,7 @@ export class Projects {
     const revocations = await this.#store.revocations([hash]);
     const entry: CachedProject = {
       project,
-      verify: projectVerifier(project.jwtSecret),
+      verify: projectVerifier(project.jwtSecret, this.#rules),
       tokens: new Map(),
       revocations: revocations.get(hash),
     };

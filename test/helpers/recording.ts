@@ -10,6 +10,7 @@ import { noSettings } from '../../src/domain.js';
 import { hubOptions } from '../../src/main.js';
 import { BusDispatcher } from '../../src/realtime/bus-dispatcher.js';
 import { Delivery } from '../../src/realtime/delivery.js';
+import { ExpiryWheel } from '../../src/realtime/expiry-wheel.js';
 import { Gateway } from '../../src/realtime/gateway.js';
 import { Hub } from '../../src/realtime/hub.js';
 import { Messaging } from '../../src/realtime/messaging.js';
@@ -153,6 +154,8 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
     messaging,
     presence,
     projectLimits,
+    expiry: new ExpiryWheel<Session>({ toleranceMs: 0 }),
+    authenticate: (hash, token) => projects.authenticate(hash, token),
     limits: {
       maxRoomLength: 256,
       maxRoomsPerConnection: 10,
@@ -183,6 +186,7 @@ export function realtime(bus: Bus, options: RealtimeOptions = {}) {
     errors,
     session,
     async close() {
+      context.expiry.close();
       await store.close();
       await bus.close();
     },

@@ -24,6 +24,8 @@ describe('configuration from the environment', () => {
     assert.equal(config.maxConnections, 100000);
     assert.equal(config.maxConnectionsPerIp, undefined);
     assert.equal(config.handshakeTimeoutMs, 10000);
+    assert.equal(config.jwtClockToleranceS, 5);
+    assert.equal(config.requireExp, false);
     assert.deepEqual(config.corsOrigins, ['*']);
     assert.deepEqual(config.trustProxy, []);
   });
@@ -39,7 +41,21 @@ describe('configuration from the environment', () => {
       RATE_BURST: '7',
       CORS_ORIGINS: 'https://a.example, https://b.example',
       TRUST_PROXY: '10.0.0.1',
+      JWT_CLOCK_TOLERANCE_S: '0',
+      REQUIRE_EXP: 'true',
     });
+    assert.equal(config.jwtClockToleranceS, 0);
+    assert.equal(config.requireExp, true);
+    for (const [raw, value] of [
+      ['1', true],
+      ['yes', true],
+      ['ON', true],
+      ['0', false],
+      ['false', false],
+      ['off', false],
+    ] as const) {
+      assert.equal(loadConfig({ REQUIRE_EXP: raw }).requireExp, value, raw);
+    }
     assert.equal(config.port, 0);
     assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
     assert.equal(config.maxFrameBytes, 1024);
@@ -55,6 +71,9 @@ describe('configuration from the environment', () => {
       ['DATABASE_URL', 'mysql://x'],
       ['REDIS_URL', 'http://x'],
       ['ADMIN_TOKEN', 'short'],
+      ['JWT_CLOCK_TOLERANCE_S', '-1'],
+      ['JWT_CLOCK_TOLERANCE_S', '2.5'],
+      ['REQUIRE_EXP', 'maybe'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),

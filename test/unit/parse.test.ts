@@ -105,6 +105,30 @@ describe('parseClientFrame: the contract order of checks', () => {
     });
   });
 
+  it('a refresh is checked after the type: jwt missing, null or not a string → invalidToken (with the ref); room and payload are not read', () => {
+    for (const text of [
+      '{"type":"refresh"}',
+      '{"type":"refresh","jwt":null}',
+      '{"type":"refresh","jwt":42}',
+      '{"type":"refresh","jwt":["a.b.c"]}',
+    ]) {
+      assert.deepEqual(parseClientFrame(text, limits), { ok: false, error: 'invalidToken' }, text);
+    }
+    assert.deepEqual(parseClientFrame('{"type":"refresh","ref":"r1"}', limits), {
+      ok: false,
+      error: 'invalidToken',
+      ref: 'r1',
+    });
+    assert.deepEqual(parseClientFrame('{"type":"refresh","jwt":5,"ref":""}', limits), {
+      ok: false,
+      error: 'invalidRef',
+    });
+    assert.deepEqual(
+      parseClientFrame('{"type":"refresh","jwt":"a.b.c","room":5,"payload":{},"ref":7}', limits),
+      { ok: true, value: { type: 'refresh', jwt: 'a.b.c', ref: 7 } },
+    );
+  });
+
   it('counts room length in code points', () => {
     assert.equal(codePointLength('😀😀😀😀', 4), 4);
     assert.equal(parseClientFrame('{"type":"join","room":"😀😀😀😀"}', limits).ok, true);
