@@ -56,6 +56,8 @@ export function parseDisconnectRequest(body: Record<string, unknown>): Parsed<Di
   return { user: named ? user : undefined, revoke: revoke === true };
 }
 
+const PERMISSION_CLAIMS = ['rooms', 'publish', 'broadcast'] as const;
+
 /**
  * The claims as given when they may go into a token: a JSON object without the reserved claims,
  * and the permission claims (Room permissions in the contract) of the shape a connection accepts,
@@ -65,7 +67,9 @@ function checkClaims(claims: unknown): Record<string, unknown> | undefined {
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
   const record = claims as Record<string, unknown>;
   if (RESERVED_CLAIMS.some((name) => Object.hasOwn(record, name))) return undefined;
-  // The connection's own parser judges them: one rule for what a token may hold.
+  // The connection's own parser judges their shape; a minted token states them or leaves them
+  // out (a connection reads null as absent, which a token made here never needs to say).
+  if (PERMISSION_CLAIMS.some((name) => record[name] === null)) return undefined;
   if (RoomPermissions.fromClaims(record) === undefined) return undefined;
   return record;
 }
