@@ -187,6 +187,16 @@ export async function startServer(config: Config, options: StartOptions): Promis
       else hub.closeUser(event.project, event.user, code, reason, message);
     }
   });
+  projects.onRevokedLate((project) => {
+    const { code, reason } = CLOSE_CODES.disconnected;
+    hub.closeWhere(
+      project,
+      (member) => projects.isRevokedNow(project, member.user, member.issuedAtS),
+      code,
+      reason,
+      ERRORS.disconnected.message,
+    );
+  });
   const refreshProjects = (): void => {
     projects.refresh(hub.projectHashes()).catch((error: unknown) => {
       logger.debug({ err: error }, 'cached projects not refreshed: the store did not answer');

@@ -16,6 +16,8 @@ export interface Member extends ReplayTarget {
   readonly project: string;
   /** Its token's `sub`. */
   readonly user: string;
+  /** When its token was issued (`iat`, epoch s; undefined: no `iat`), for revocations. */
+  readonly issuedAtS: number | undefined;
   /** The rooms it asked to be in (a join still pending included); empty once it is gone. */
   readonly rooms: ReadonlySet<string> | ReadonlyMap<string, unknown>;
   /**
@@ -171,10 +173,21 @@ export class Hub {
 
   /** Closes every connection of one user of a project on this instance (an admin's disconnect). */
   closeUser(project: string, user: string, code: number, reason: string, message?: string): void {
+    this.closeWhere(project, (member) => member.user === user, code, reason, message);
+  }
+
+  /** Closes the connections of a project on this instance that `select` picks. */
+  closeWhere(
+    project: string,
+    select: (member: Member) => boolean,
+    code: number,
+    reason: string,
+    message?: string,
+  ): void {
     const index = this.#projects.get(project);
     if (index === undefined) return;
     for (const member of [...index.members]) {
-      if (member.user === user) member.close(code, reason, message);
+      if (select(member)) member.close(code, reason, message);
     }
   }
 

@@ -46,6 +46,8 @@ const PONG = serverFrame({ type: 'pong' });
 /** What a session's token grants: until when (its `exp`, in ms; none: forever) and which rooms. */
 export interface TokenGrant {
   readonly expiresAtMs: number | undefined;
+  /** Its `iat` (epoch s), for revocations; undefined: none. */
+  readonly issuedAtS?: number | undefined;
   readonly permissions: RoomPermissions;
 }
 
@@ -89,6 +91,7 @@ export class Session implements Member, ClientHandler, Expiring {
   #permissions: RoomPermissions;
   /** The current token's `exp` (ms) until admission puts it in the expiry wheel. */
   #expiresAtMs: number | undefined;
+  #issuedAtS: number | undefined;
   /** Where the expiry wheel holds this session; undefined when its token has no `exp`. */
   #ticket: ExpiryTicket | undefined;
 
@@ -106,6 +109,12 @@ export class Session implements Member, ClientHandler, Expiring {
     this.#bucket = new TokenBucket(context.limits.rateLimit, context.limits.rateBurst);
     this.#permissions = grant.permissions;
     this.#expiresAtMs = grant.expiresAtMs;
+    this.#issuedAtS = grant.issuedAtS;
+  }
+
+  /** When the token in force was issued (`iat`, epoch s), for revocations. */
+  get issuedAtS(): number | undefined {
+    return this.#issuedAtS;
   }
 
   /** The gateway counted this connection against its project's limits: released when it ends. */
@@ -289,6 +298,7 @@ export class Session implements Member, ClientHandler, Expiring {
       if (!auth.ok) return this.#sendError(auth.error, ref);
       if (auth.sub !== this.user) return this.#sendError('invalidToken', ref);
       this.#permissions = auth.permissions;
+      this.#issuedAtS = auth.issuedAtS;
       this.#stopExpiry();
       const { expiresAtMs } = auth;
       if (expiresAtMs !== undefined) {

@@ -112,6 +112,7 @@ export class Projects {
   /** Bumped by every invalidation, so that a lookup that raced one does not cache stale data. */
   #generation = 0;
   readonly #listeners: ((event: ProjectChange) => void)[] = [];
+  readonly #revokedListeners: ((project: string) => void)[] = [];
   readonly #rules: TokenRules;
 
   constructor(store: Store, bus: Bus, rules: TokenRules = DEFAULT_TOKEN_RULES) {
@@ -233,6 +234,19 @@ export class Projects {
   }
 
   /** Listens for project changes, whether made here or on another instance. */
+  /**
+   * Called when a refresh found revocations whose event never arrived here: the caller closes the
+   * connections whose tokens `isRevokedNow` refuses.
+   */
+  onRevokedLate(listener: (project: string) => void): void {
+    this.#revokedListeners.push(listener);
+  }
+
+  /** Whether the cached revocations refuse a token of `user` issued at `issuedAtS`. */
+  isRevokedNow(project: string, user: string, issuedAtS: number | undefined): boolean {
+    return isRevoked(this.#cache.get(project)?.revocations, user, issuedAtS);
+  }
+
   onChange(listener: (event: ProjectChange) => void): void {
     this.#listeners.push(listener);
   }
@@ -298,8 +312,10 @@ export class Projects {
       } else if (cached.name !== project.name || !sameSettings(cached.settings, project.settings)) {
         this.apply({ kind: 'project-updated', project: hash });
       } else if (!sameRevocations(entry.revocations, revocations.get(hash))) {
-        // A revocation whose event was lost: in force from now on, like one that arrived.
+        // A revocation whose event was lost: in force from now on, like one that arrived, and
+        // the open connections it revokes are closed.
         entry.revocations = revocations.get(hash);
+        for (const listener of this.#revokedListeners) listener(hash);
       }
     }
   }

@@ -356,7 +356,7 @@ describe('tokens and disconnect on three instances, Redis + PostgreSQL', () => {
     for (const i of [0, 1, 2]) assert.equal((await publish(at(i), project, jwt))[0], 200);
   });
 
-  it('a revocation whose control event never arrives is in force within PROJECT_REFRESH_MS (an instance on another Redis prefix)', async () => {
+  it('a revocation whose control event never arrives is in force within PROJECT_REFRESH_MS (an instance on another Redis prefix), and closes the sockets it revokes there', async () => {
     const lone = await startTestServer({
       ...env,
       REDIS_PREFIX: `sb-test-${randomBytes(6).toString('hex')}:`,
@@ -369,6 +369,8 @@ describe('tokens and disconnect on three instances, Redis + PostgreSQL', () => {
     // The lone instance caches the project and the verified tokens first.
     assert.equal((await publish(lone, project, alice))[0], 200);
     assert.equal((await publish(lone, project, bob))[0], 200);
+    const aliceSocket = await connect(lone, project.hash, alice);
+    const bobSocket = await connect(lone, project.hash, bob);
     const [status] = await statusAndBody(
       await disconnect(at(0), project, { user: 'alice', revoke: true }),
     );
@@ -382,6 +384,8 @@ describe('tokens and disconnect on three instances, Redis + PostgreSQL', () => {
     const took = Date.now() - startedAt;
     assert.ok(took <= LONE_REFRESH_MS + 250, `${took} ms`);
     await expectUnauthorized(lone, project, alice);
+    await expectDisconnected(aliceSocket, 'the revoked socket on the lone instance');
+    assert.deepEqual(await bobSocket.request({ type: 'ping' }), { type: 'pong' });
     await expectRefusedUrl(wsUrl(lone, project.hash, alice), 'Invalid token', 4001);
     assert.equal((await publish(lone, project, bob))[0], 200);
     const { jwt } = await mint(at(1), project, { sub: 'alice' });
