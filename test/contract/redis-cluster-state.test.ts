@@ -27,8 +27,9 @@ async function dropPrefix(prefix: string): Promise<void> {
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
+      // Buffers: names in keys are UTF-16 bytes (redis-scripts.ts), which a string would mangle.
+      const [next, keys] = await admin.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next.toString();
       if (keys.length > 0) await admin.unlink(...keys);
     } while (cursor !== '0');
   } finally {
