@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { closeRedis } from '../redis/close.js';
 import { type Bus, type BusEvent, type BusHandler, callHandlers } from './bus.js';
 
 export interface RedisBusHooks {
@@ -260,27 +261,7 @@ class Link {
   }
 
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve) => {
-      const redis = this.redis;
-      if (redis.status === 'end') {
-        resolve();
-        return;
-      }
-      if (redis.status === 'reconnecting') {
-        // Between attempts there is no socket to close, hence no 'end' event: clearing the
-        // reconnect timer is all there is to do.
-        redis.disconnect();
-        resolve();
-        return;
-      }
-      redis.once('end', () => resolve());
-      if (redis.status === 'ready') {
-        // QUIT is answered after every command sent before it, so taken publishes complete.
-        redis.quit().catch(() => redis.disconnect());
-      } else {
-        redis.disconnect();
-      }
-    });
+    this.#closing ??= closeRedis(this.redis);
     return this.#closing;
   }
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { closeRedis } from '../redis/close.js';
 
 /** A Lua script, run by its SHA1 once loaded. */
 export class Script {
@@ -78,22 +79,7 @@ export class ScriptLink {
   }
 
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve) => {
-      const redis = this.#redis;
-      if (redis.status === 'end') {
-        resolve();
-        return;
-      }
-      if (redis.status === 'reconnecting') {
-        // Between attempts there is no socket to close, hence no 'end' event.
-        redis.disconnect();
-        resolve();
-        return;
-      }
-      redis.once('end', () => resolve());
-      if (redis.status === 'ready') redis.quit().catch(() => redis.disconnect());
-      else redis.disconnect();
-    });
+    this.#closing ??= closeRedis(this.#redis);
     return this.#closing;
   }
 
