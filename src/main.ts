@@ -17,6 +17,7 @@ import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
 import { listen } from './http/listen.js';
 import { createRequestHandler, type Routes } from './http/router.js';
+import { folderOf, StaticFiles } from './http/static-files.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { serverFrame } from './protocol/frames.js';
@@ -276,6 +277,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     },
     registry: metrics.registry,
     logger,
+    sdk: sdkFiles(logger),
   };
   const adminListener =
     config.adminPort === undefined
@@ -418,4 +420,12 @@ async function within(ms: number, work: () => Promise<void>): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The SDK's browser build, served so that a page can import it from the server it talks to. */
+function sdkFiles(logger: Logger): StaticFiles {
+  const folder = folderOf('@socket-base/client');
+  if (folder === undefined) logger.warn('the SDK is not built: /sdk/socket-base.js answers 404');
+  // Any page may import it, from any origin: it holds nothing but code.
+  return new StaticFiles(folder, { 'access-control-allow-origin': '*' });
 }

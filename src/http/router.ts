@@ -7,6 +7,7 @@ import type { AdminRoutes } from './admin.js';
 import type { ApiRoutes } from './api.js';
 import { decodePath, sendError } from './io.js';
 import { healthz, metrics, type Readiness, readyz } from './ops.js';
+import type { StaticFiles } from './static-files.js';
 
 export interface Routes {
   api: ApiRoutes;
@@ -14,6 +15,8 @@ export interface Routes {
   readiness: Readiness;
   registry: Registry;
   logger: Logger;
+  /** The SDK's browser build, under /sdk/ on every port (the dashboard imports it too). */
+  sdk: StaticFiles;
 }
 
 /**
@@ -55,6 +58,10 @@ export function createRequestHandler(routes: Routes, doors: Doors) {
       if (path === '/healthz') return healthz(response);
       if (path === '/readyz') return readyz(response, routes.readiness);
       if (path === '/metrics') return metrics(response, routes.registry);
+      if (path.startsWith('/sdk/')) {
+        routes.sdk.serve(request, response, path.slice('/sdk/'.length));
+        return Promise.resolve();
+      }
     }
     sendError(response, 'notFound');
     return Promise.resolve();
