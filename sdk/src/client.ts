@@ -215,7 +215,7 @@ export class SocketBase extends Emitter<ClientEvents> {
     const url = `${wsBase(this.#currentUrl())}/ws/${encodeURIComponent(this.#hash)}?jwt=${encodeURIComponent(token)}`;
     let socket: WebSocketLike;
     try {
-      socket = new WebSocket(url);
+      socket = new WebSocket(url) as WebSocketLike;
     } catch {
       this.#report(SocketBaseError.client('connectionFailed'));
       this.#scheduleReconnect();
@@ -322,7 +322,10 @@ export class SocketBase extends Emitter<ClientEvents> {
     for (const awaiting of lost) awaiting.lost();
     for (const room of this.#rooms.values()) room.disconnected();
     if (this.#state === 'closed') return;
-    const error = explained ?? SocketBaseError.fromClose(code, reason);
+    const error =
+      explained === undefined
+        ? SocketBaseError.fromClose(code, reason)
+        : new SocketBaseError(explained.message, explained.code, { closeCode: code });
     if (TERMINAL_CLOSES.has(code)) {
       this.#end(error, true);
       return;

@@ -25,7 +25,11 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/**
+ * A WebSocket constructor: the browser's, or the `ws` package's on Node. Typed loosely on purpose:
+ * implementations differ in their event types, and the SDK uses only what WebSocketLike says.
+ */
+export type WebSocketConstructor = new (url: string) => object;
 
 export interface FetchResponse {
   readonly status: number;
