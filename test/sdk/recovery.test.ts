@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SocketBase } from '@socket-base/client';
+import WebSocket from 'ws';
 import {
   assertGapless,
   createProjectAt,
@@ -259,6 +260,83 @@ describe('the SDK when recovery is impossible', () => {
       assert.equal(room.lastSeq, 15);
       const reloaded = await room.history({ since: 4 });
       assert.equal(reloaded.messages.length, 11, 'what the reset skipped is in history');
+      client.close();
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  });
+});
+
+describe('the SDK when the network fails under it', () => {
+  it('a send whose answer was lost is sent again with its key: stored once, answered duplicate', async () => {
+    const server = await startTestServer();
+    const proxy = await startTcpProxy(Number(new URL(server.url).port));
+    try {
+      const project = await server.createProject('lost-ack');
+      const token = await signToken(project.jwtSecret, 'sender');
+      const client = sdkClient({
+        url: `http://127.0.0.1:${proxy.port}`,
+        hash: project.hash,
+        token,
+        // An all-zero mask leaves the client's frames readable, so the proxy can spot the send.
+        WebSocket: class extends WebSocket {
+          constructor(url: string) {
+            super(url, { generateMask: (mask: Buffer) => void mask.fill(0) });
+          }
+        },
+      });
+      const room = client.room('r');
+      const received = new Received(room);
+      await room.join();
+      proxy.holdRepliesAfter(Buffer.from('"type":"message"'));
+      const sent = room.send('exactly once');
+      const stored = async (): Promise<number> => {
+        const response = await server.api('GET', '/api/rooms/r/messages', {
+          hash: project.hash,
+          token,
+        });
+        return ((await response.json()) as { messages: unknown[] }).messages.length;
+      };
+      while ((await stored()) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      proxy.cut();
+      proxy.restore();
+      const result = await sent;
+      assert.equal(result.duplicate, true, 'the retry found the first copy');
+      assert.equal(result.seq, 1);
+      assert.equal(await stored(), 1);
+      await received.count(1);
+      assert.deepEqual(
+        received.messages.map((m) => m.payload),
+        ['exactly once'],
+      );
+      client.close();
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  });
+
+  it('a silent network (no close, no bytes) is found by the ping and left for a new connection', async () => {
+    const server = await startTestServer();
+    const proxy = await startTcpProxy(Number(new URL(server.url).port));
+    try {
+      const project = await server.createProject('silent');
+      const client = sdkClient({
+        url: `http://127.0.0.1:${proxy.port}`,
+        hash: project.hash,
+        token: await signToken(project.jwtSecret, 'quiet'),
+        pingIntervalMs: 100,
+        pongTimeoutMs: 100,
+        connectTimeoutMs: 300,
+      });
+      await waitState(client, 'open');
+      const first = client.connectionId;
+      proxy.freeze();
+      await waitState(client, 'reconnecting', 3000);
+      proxy.restore();
+      await waitState(client, 'open', 5000);
+      assert.notEqual(client.connectionId, first);
       client.close();
     } finally {
       await proxy.close();
