@@ -230,9 +230,13 @@ export class SocketBase extends Emitter<ClientEvents> {
       if (this.#socket === socket) this.#dropped(event.code, event.reason);
     };
     socket.onerror = () => {};
-    this.#connectDeadline = after(this.#limits.connectTimeoutMs, () => {
-      if (this.#socket === socket && this.#state !== 'open') this.#abandon(socket);
-    });
+    this.#connectDeadline = after(
+      this.#limits.connectTimeoutMs,
+      () => {
+        if (this.#socket === socket && this.#state !== 'open') this.#abandon(socket);
+      },
+      false,
+    );
   }
 
   /** Gives up on a socket that went quiet, without waiting for a close that may never come. */
@@ -417,7 +421,7 @@ export class SocketBase extends Emitter<ClientEvents> {
 
   #armWatch(ms: number): void {
     this.#watch?.cancel();
-    this.#watch = after(ms, () => this.#watchTick());
+    this.#watch = after(ms, () => this.#watchTick(), false);
   }
 
   #watchTick(): void {
@@ -458,7 +462,7 @@ export class SocketBase extends Emitter<ClientEvents> {
     if (exp === undefined || !this.#tokens.renewable) return;
     const left = exp * 1000 - Date.now();
     const ahead = Math.min(this.#limits.refreshAheadMs, left / 2);
-    this.#refresh = after(Math.max(0, left - ahead), () => void this.#refreshToken());
+    this.#refresh = after(Math.max(0, left - ahead), () => void this.#refreshToken(), false);
   }
 
   async #refreshToken(): Promise<void> {
@@ -546,11 +550,15 @@ export class SocketBase extends Emitter<ClientEvents> {
   #makeRoomHost(): RoomHost {
     const isOpen = (): boolean => this.#state === 'open' && this.#socket !== undefined;
     const user = (): string | undefined => this.#user;
+    const isClosed = (): boolean => this.#state === 'closed';
     return {
       api: this.#api,
       maxFrameBytes: this.#limits.maxFrameBytes,
       get open() {
         return isOpen();
+      },
+      get closed() {
+        return isClosed();
       },
       get user() {
         return user();

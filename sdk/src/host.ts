@@ -63,10 +63,13 @@ export interface Timer {
   cancel(): void;
 }
 
-export function after(ms: number, callback: () => void): Timer {
+/**
+ * A timer. `keepsAlive: false` (on Node) lets the process exit while only this timer is pending:
+ * for timers that watch a socket, which holds the process open by itself while it is open.
+ */
+export function after(ms: number, callback: () => void, keepsAlive = true): Timer {
   const handle = host.setTimeout(callback, ms);
-  // On Node a pending timer would keep a process alive that has nothing else to do.
-  (handle as { unref?: () => void }).unref?.();
+  if (!keepsAlive) (handle as { unref?: () => void }).unref?.();
   return { cancel: () => host.clearTimeout(handle) };
 }
 

@@ -32,6 +32,8 @@ export interface RoomHost {
   readonly maxFrameBytes: number;
   /** Whether frames can be sent now (the connection is open). */
   readonly open: boolean;
+  /** The client has ended: nothing will be joined or sent again. */
+  readonly closed: boolean;
   /** The connected user, not told about in presence events. */
   readonly user: string | undefined;
   nextRef(): number;
@@ -113,6 +115,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Joins, now or once connected; again after every reconnect, from the last position. */
   join(): Promise<JoinResult> {
+    if (this.#host.closed) return Promise.reject(SocketBaseError.client('clientClosed'));
     if (this.#wanted && this.#joined) return Promise.resolve({ seq: this.#joinedSeq });
     const answer = new Promise<JoinResult>((resolve, reject) => {
       this.#joinWaiters.push({ resolve, reject });
@@ -149,6 +152,7 @@ export class Room extends Emitter<RoomEvents> {
    * after a lost connection stores it once.
    */
   send(payload: string): Promise<SendResult> {
+    if (this.#host.closed) return Promise.reject(SocketBaseError.client('clientClosed'));
     if (!this.#wanted) return Promise.reject(SocketBaseError.client('notJoined'));
     const ref = this.#host.nextRef();
     const text = JSON.stringify({

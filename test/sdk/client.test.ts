@@ -141,6 +141,7 @@ describe('the SDK against a real server', () => {
     client.close();
     await assert.rejects(late, { code: 'clientClosed', message: 'Client closed' });
     await assert.rejects(client.broadcast('x'), { code: 'clientClosed' });
+    await assert.rejects(client.room('another').join(), { code: 'clientClosed' });
   });
 
   it('server errors reject the send with the catalogue’s message and code', async () => {
