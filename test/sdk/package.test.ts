@@ -3,7 +3,10 @@
  * files included), and the server serving the same build to browsers.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +45,62 @@ describe('the SDK package', () => {
         const inside = relative(dist, resolve(dirname(file), target));
         assert.ok(!inside.startsWith('..'), `${file} reaches outside the package: ${target}`);
       }
+    }
+  });
+
+  it('its types compile alone: an app without DOM or Node typings, every event and result typed', () => {
+    const app = mkdtempSync(join(tmpdir(), 'sb-sdk-types-'));
+    try {
+      writeFileSync(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            lib: ['ES2022'],
+            types: [],
+            strict: true,
+            noEmit: true,
+            skipLibCheck: false,
+          },
+          files: ['app.ts'],
+        }),
+      );
+      writeFileSync(join(app, 'package.json'), '{"type":"module"}');
+      writeFileSync(
+        join(app, 'app.ts'),
+        `import { SocketBase, SocketBaseError, type RoomMessage } from ${JSON.stringify(join(dist, 'socket-base.js'))};
+const client = new SocketBase({ url: ['http://a', 'http://b'], hash: 'h', token: async () => 'jwt' });
+client.on('state', (state: 'connecting' | 'open' | 'reconnecting' | 'closed') => void state);
+client.on('broadcast', ({ payload, from, ts }) => void [payload.length, from.length, ts + 1]);
+client.on('error', (error) => void (error instanceof SocketBaseError && error.code === 'notAllowed'));
+const room = client.room('general', { presence: true });
+room.on('message', (message: RoomMessage) => void (message.seq + message.ts + message.payload.length));
+room.on('presence', (event) => void (event.type === 'join' ? event.user : event.user));
+room.on('reset', () => undefined);
+export async function use(): Promise<number> {
+  const joined: { seq: number } = await room.join();
+  const { id, seq } = await room.send('hello');
+  const page = await room.history({ limit: 50, before: id });
+  const present = await room.presence();
+  await room.leave();
+  await client.broadcast('hi');
+  client.close();
+  // @ts-expect-error a payload is a string
+  await room.send(1);
+  return joined.seq + seq + page.messages.length + present.count + (present.users[0]?.connections ?? 0);
+}
+`,
+      );
+      const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+      try {
+        execFileSync(process.execPath, [tsc, '-p', app], { encoding: 'utf8' });
+      } catch (error) {
+        assert.fail(`the app does not compile: ${(error as { stdout?: string }).stdout}`);
+      }
+    } finally {
+      rmSync(app, { recursive: true, force: true });
     }
   });
 });
