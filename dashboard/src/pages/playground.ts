@@ -137,7 +137,8 @@ export const playgroundPage: Page = (app, main, [hash = '']) => {
           el(
             'ul',
             {},
-            ...[client?.user ?? '', ...room.users]
+            // room.users may or may not hold this client's own user: each name once.
+            ...[...new Set([client?.user ?? '', ...room.users])]
               .filter((u) => u !== '')
               .map((user) => el('li', {}, user)),
           ),
