@@ -15,6 +15,7 @@ import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
+import { DashboardRoutes } from './http/dashboard.js';
 import { listen } from './http/listen.js';
 import { createRequestHandler, type Routes } from './http/router.js';
 import { folderOf, StaticFiles } from './http/static-files.js';
@@ -40,6 +41,9 @@ import { limitsReader, serverDefaults } from './tenancy/project-settings.js';
 import { Projects } from './tenancy/projects.js';
 import { Retention } from './tenancy/retention.js';
 import { prepareFrame, WsTransport } from './transport/ws-transport.js';
+
+/** The refresh interval for the dashboard's live figures. */
+const DASHBOARD_POLL_MS = 2000;
 
 export interface RunningServer {
   /** http://host:port with the real port. */
@@ -263,6 +267,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
       metrics.projects.of(project).refusals.rate_limited++;
     },
   });
+  // Known once the main port listens; the dashboard on ADMIN_PORT sends browsers there.
+  let mainPort: number | undefined;
   const routes: Routes = {
     api,
     admin: new AdminRoutes(projects, store, cluster, adminToken, {
@@ -278,6 +284,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
     registry: metrics.registry,
     logger,
     sdk: sdkFiles(logger),
+    dashboard: new DashboardRoutes({
+      publicUrl: config.publicUrl,
+      mainPort: () => (config.adminPort === undefined ? undefined : mainPort),
+      pollMs: DASHBOARD_POLL_MS,
+    }),
   };
   const adminListener =
     config.adminPort === undefined
@@ -302,6 +313,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
 
   const { url, port } = await listen(httpServer, config.port, config.host);
+  mainPort = port;
   const admin =
     adminListener === undefined
       ? undefined
