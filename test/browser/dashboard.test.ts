@@ -10,7 +10,14 @@ import WebSocket from 'ws';
 import { launchChromium } from '../helpers/browser.js';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.js';
 
-const SCREENSHOTS = new URL('../../../docs/dashboard/', import.meta.url);
+/**
+ * Screenshots of every page, always taken; written over docs/dashboard/ only when asked
+ * (UPDATE_SCREENSHOTS=1), so that a test run leaves the tree as it found it.
+ */
+const SCREENSHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? new URL('../../../docs/dashboard/', import.meta.url)
+    : undefined;
 const FIRST_LOAD_LIMIT = 150 * 1024;
 /** Server data that would run, or break out of an attribute, if it were put in as markup. */
 const HOSTILE = `<script>window.injected = 1</script><img src=x onerror="window.injected=2"> "double" 'single'`;
@@ -71,12 +78,14 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
     let base = '';
 
     const shot = async (name: string): Promise<void> => {
-      if (screenshots) {
-        await page.screenshot({
-          path: new URL(`${name}.png`, SCREENSHOTS).pathname,
-          fullPage: true,
-        });
-      }
+      if (!screenshots) return;
+      const image = await page.screenshot({
+        ...(SCREENSHOTS === undefined
+          ? {}
+          : { path: new URL(`${name}.png`, SCREENSHOTS).pathname }),
+        fullPage: true,
+      });
+      assert.ok(image.length > 0, `a screenshot of ${name}`);
     };
     const go = async (route: string): Promise<void> => {
       await page.goto(`${base}/dashboard#${route}`);
