@@ -87,9 +87,11 @@ async function start(name) {
   // The gap could not be replayed: what is on screen may miss messages, so draw from the store.
   room.on('reset', async () => {
     const { messages } = await room.history({ limit: 100 });
-    const lastShown = room.lastSeq ?? 0;
-    // Messages delivered live while the history loaded are newer than it; keep them.
-    const live = [...messageList.children].filter((item) => Number(item.dataset.seq) > lastShown);
+    const newestStored = messages.at(-1)?.seq ?? 0;
+    // Messages delivered live while the history loaded may be in it too: keep only newer ones.
+    const live = [...messageList.children].filter(
+      (item) => Number(item.dataset.seq) > newestStored,
+    );
     messageList.replaceChildren(...messages.map(messageElement), ...live);
   });
 
