@@ -85,7 +85,7 @@ async function start(name) {
     drawUsers([client.user, ...present]);
   });
   // The gap could not be replayed: what is on screen may miss messages, so draw from the store.
-  room.on('reset', async () => {
+  const redrawFromHistory = async () => {
     const { messages } = await room.history({ limit: 100 });
     const newestStored = messages.at(-1)?.seq ?? 0;
     // Messages delivered live while the history loaded may be in it too: keep only newer ones.
@@ -93,7 +93,8 @@ async function start(name) {
       (item) => Number(item.dataset.seq) > newestStored,
     );
     messageList.replaceChildren(...messages.map(messageElement), ...live);
-  });
+  };
+  room.on('reset', () => redrawFromHistory().catch(showError));
 
   const joined = room.join();
   $('#compose').addEventListener('submit', (event) => {
