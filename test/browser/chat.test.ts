@@ -1,0 +1,190 @@
+/**
+ * The chat example (examples/chat) in headless Chromium: two pages of it talk both ways while the
+ * socket-base server is restarted under them (SIGTERM, then started again on the same SQLite file
+ * and port). Each page's DOM must end with every message of both pages exactly once, in seq order,
+ * and the store must hold each once. The page is the example users copy: it imports the SDK from
+ * the server's /sdk/socket-base.js and gets its tokens from the example's own backend.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
+import {
+  assertGapless,
+  createProjectAt,
+  fullHistory,
+  type ServerProcess,
+  spawnServer,
+} from '../helpers/ops.js';
+import { signToken } from '../helpers/server.js';
+
+const ADMIN_TOKEN = 'browser-chat-admin-token';
+/** Messages each page types; the server goes down after BEFORE_RESTART of them. */
+const PER_PAGE = 12;
+const BEFORE_RESTART = 4;
+const TYPED_WHILE_DOWN = 4;
+const WAIT_MS = 15_000;
+/** The repository root, from dist/test/browser/. */
+const ROOT = new URL('../../../', import.meta.url);
+
+/** `node examples/chat/server.js`, resolved once it prints its `listening` line with the URL. */
+async function startChatBackend(
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; url: string }> {
+  const script = fileURLToPath(new URL('examples/chat/server.js', ROOT));
+  const child = spawn(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`chat backend silent: ${output}`)), WAIT_MS);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      const match = /listening\b.*?(http:\/\/[^\s)]+)/.exec(output);
+      if (match?.[1] === undefined) return;
+      clearTimeout(timer);
+      resolve(match[1]);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`chat backend exited (${code}): ${output}`));
+    });
+  });
+  return { child, url };
+}
+
+/** Waits for the page's connection badge (the SDK's `state` events) to read `state`. */
+async function waitState(page: Page, state: string): Promise<void> {
+  await page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
+}
+
+/** Types one message into the page's form and submits it, as a user does. */
+async function type(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+/** The messages a page shows: each element's data-seq, author and text, in DOM order. */
+function shownMessages(page: Page): Promise<{ seq: number; from: string; text: string }[]> {
+  return page.$$eval('#messages > li', (items) =>
+    items.map((item) => ({
+      seq: Number(item.getAttribute('data-seq')),
+      from: item.querySelector('b')?.textContent ?? '',
+      text: item.querySelector('span')?.textContent ?? '',
+    })),
+  );
+}
+
+describe('the chat example in Chromium across a server restart', () => {
+  let cwd: string;
+  let env: Record<string, string>;
+  let server: ServerProcess;
+  let backend: ChildProcess | undefined;
+  let browser: Browser | undefined;
+
+  before(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'sb-browser-chat-'));
+    env = {
+      DATABASE_URL: `sqlite:${join(cwd, 'db.sqlite')}`,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DELAY_MS: '0',
+    };
+    server = await spawnServer(env, cwd);
+  });
+  after(async () => {
+    await browser?.close();
+    backend?.kill('SIGTERM');
+    await server.stop('SIGTERM');
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it('two pages talk both ways while the server restarts: each DOM shows every message once, in seq order', async () => {
+    const project = await createProjectAt(server.url, ADMIN_TOKEN, 'chat');
+    const started = await startChatBackend({
+      SOCKET_BASE_URL: server.url,
+      PROJECT_HASH: project.hash,
+      PROJECT_SECRET: project.jwtSecret,
+      PORT: '0',
+    });
+    backend = started.child;
+    browser = await launchChromium();
+    const names = ['alice', 'bob'] as const;
+    const pages: Page[] = [];
+    for (const name of names) {
+      const page = await browser.newPage({ viewport: { width: 760, height: 560 } });
+      // A short backoff, so that the pages come back soon after the server does.
+      await page.goto(`${started.url}/?reconnectMin=100&reconnectMax=400`);
+      await page.fill('#name', name);
+      await page.press('#name', 'Enter');
+      await waitState(page, 'open');
+      pages.push(page);
+    }
+    // Both joined, and each sees the other: presence drawn from room.users.
+    for (const page of pages) {
+      for (const name of names) {
+        await page.waitForSelector(`#users > li:text-is("${name}")`, { timeout: WAIT_MS });
+      }
+    }
+
+    const typeRound = async (n: number): Promise<void> => {
+      for (const [i, page] of pages.entries()) await type(page, `${names[i]} ${n}`);
+    };
+    let n = 1;
+    for (; n <= BEFORE_RESTART; n++) await typeRound(n);
+    const url = server.url;
+    await server.stop('SIGTERM');
+    // The badge shows the drop; what is typed now waits in the SDK.
+    for (const page of pages) await waitState(page, 'reconnecting');
+    for (; n <= BEFORE_RESTART + TYPED_WHILE_DOWN; n++) await typeRound(n);
+    server = await spawnServer({ ...env, PORT: new URL(url).port }, cwd);
+    for (; n <= PER_PAGE; n++) await typeRound(n);
+
+    const total = names.length * PER_PAGE;
+    const expected = names.flatMap((name) =>
+      Array.from({ length: PER_PAGE }, (_, i) => `${name} ${i + 1}`),
+    );
+    for (const page of pages) {
+      await waitState(page, 'open');
+      await page
+        .locator('#messages > li')
+        .nth(total - 1)
+        .waitFor({ timeout: WAIT_MS });
+    }
+    const token = await signToken(project.jwtSecret, 'reader');
+    // The store's order is the order every page must show.
+    const stored = await fullHistory(server.url, { hash: project.hash, token }, 'general');
+    assertGapless(stored, 'the stored room');
+    assert.deepEqual(
+      stored.map((m) => m.payload).sort(),
+      expected.slice().sort(),
+      'the store holds every message once',
+    );
+    for (const [i, page] of pages.entries()) {
+      const shown = await shownMessages(page);
+      assert.deepEqual(
+        shown,
+        stored.map((m) => ({ seq: m.seq, from: m.from, text: m.payload })),
+        `${names[i]}'s page shows every message once, in seq order`,
+      );
+      // Each page's own messages were stored in the order they were typed.
+      for (const name of names) {
+        const own = shown.filter((m) => m.from === name).map((m) => m.text);
+        assert.deepEqual(
+          own,
+          expected.filter((text) => text.startsWith(`${name} `)),
+          name,
+        );
+      }
+    }
+    await pages[0]?.screenshot({ path: fileURLToPath(new URL('docs/chat.png', ROOT)) });
+  });
+});
