@@ -61,9 +61,28 @@ async function startChatBackend(
   return { child, url };
 }
 
+/** What each page printed to its console or threw: shown when a wait on it fails. */
+const pageLogs = new WeakMap<Page, string[]>();
+
+function watchPage(page: Page): Page {
+  const log: string[] = [];
+  pageLogs.set(page, log);
+  page.on('console', (message) => log.push(`${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => log.push(`pageerror: ${error.message}`));
+  return page;
+}
+
 /** Waits for the page's connection badge (the SDK's `state` events) to read `state`. */
 async function waitState(page: Page, state: string): Promise<void> {
-  await page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
+  try {
+    await page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
+  } catch (error) {
+    const badge = await page.textContent('#state').catch(() => '?');
+    const log = (pageLogs.get(page) ?? []).join('\n');
+    throw new Error(`state ${state} not reached (badge: ${badge}); the page said:\n${log}`, {
+      cause: error,
+    });
+  }
 }
 
 /** Types one message into the page's form and submits it, as a user does. */
@@ -120,9 +139,11 @@ describe('the chat example in Chromium across a server restart', () => {
     const names = ['alice', 'bob'] as const;
     const pages: Page[] = [];
     for (const name of names) {
-      const page = await browser.newPage({ viewport: { width: 760, height: 560 } });
+      const page = watchPage(await browser.newPage({ viewport: { width: 760, height: 560 } }));
       // A short backoff, so that the pages come back soon after the server does.
       await page.goto(`${started.url}/?reconnectMin=100&reconnectMax=400`);
+      // The page enables Join once it has loaded the SDK.
+      await page.waitForSelector('#login button:enabled', { timeout: WAIT_MS });
       await page.fill('#name', name);
       await page.press('#name', 'Enter');
       await waitState(page, 'open');
@@ -185,6 +206,12 @@ describe('the chat example in Chromium across a server restart', () => {
         );
       }
     }
-    await pages[0]?.screenshot({ path: fileURLToPath(new URL('docs/chat.png', ROOT)) });
+    // Taken on every run; written over docs/chat.png only when asked, so a run leaves the tree clean.
+    const path =
+      process.env.UPDATE_SCREENSHOTS === '1'
+        ? fileURLToPath(new URL('docs/chat.png', ROOT))
+        : undefined;
+    const image = await pages[0]?.screenshot(path === undefined ? {} : { path });
+    assert.ok(image !== undefined && image.length > 0, 'a screenshot of the chat');
   });
 });

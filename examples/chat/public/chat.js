@@ -75,15 +75,9 @@ async function start(name) {
 
   const room = client.room(roomName, { presence: true });
   room.on('message', appendMessage);
-  // Kept from the events (which also tell, after a reconnect, what changed meanwhile) rather than
-  // read from room.users: that list is filled by a frame that comes after join() resolves, and is
-  // updated only after the events it causes (see the report on issue 12).
-  const present = new Set();
-  room.on('presence', ({ type, user }) => {
-    if (type === 'join') present.add(user);
-    else present.delete(user);
-    drawUsers([client.user, ...present]);
-  });
+  // room.users already holds the change when an event is told (also after a reconnect, when the
+  // SDK compares the server's list with what it knew).
+  room.on('presence', () => drawUsers(room.users));
   // The gap could not be replayed: what is on screen may miss messages, so draw from the store.
   const redrawFromHistory = async () => {
     const { messages } = await room.history({ limit: 100 });
@@ -107,11 +101,13 @@ async function start(name) {
     joined.then(() => room.send(text)).catch(showError);
   });
   await joined;
-  drawUsers([client.user, ...present]);
+  drawUsers(room.users);
 }
 
 $('#room-name').textContent = roomName;
 $('#name').focus();
+// Enabled only now that the SDK is loaded: a submit before would reload the page instead.
+$('#login button').disabled = false;
 $('#login').addEventListener('submit', (event) => {
   event.preventDefault();
   const name = $('#name').value.trim();
