@@ -36,6 +36,7 @@ import { STREAM_DEFAULTS } from './realtime/room-stream.js';
 import type { Session, SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { SqliteWorkerStore } from './store/sqlite-worker-store.js';
 import type { Store, StoreStats } from './store/store.js';
 import { limitsReader, serverDefaults } from './tenancy/project-settings.js';
 import { Projects } from './tenancy/projects.js';
@@ -67,7 +68,10 @@ export async function openStore(config: Config, hooks: StoreStats): Promise<Stor
   const url = config.databaseUrl;
   const options = { ...hooks, idempotencyWindowMs: config.idempotencyWindowS * 1000 };
   if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), options);
+    const path = url.slice('sqlite:'.length);
+    return config.sqliteWorker
+      ? SqliteWorkerStore.open(path, options)
+      : SqliteStore.open(path, options);
   }
   return PostgresStore.open(url, options).catch(unusable('DATABASE_URL', url));
 }
