@@ -2,9 +2,6 @@
 // (server.js) signs the tokens and says where socket-base is; the SDK comes from socket-base.
 const HISTORY_LIMIT = 50;
 
-const config = await (await fetch('/config.json')).json();
-const { SocketBase } = await import(`${config.url}/sdk/socket-base.js`);
-
 const roomName = new URLSearchParams(location.search).get('room') || 'general';
 const nameForm = document.querySelector('#name-form');
 const sendForm = document.querySelector('#send-form');
@@ -15,6 +12,14 @@ const notice = document.querySelector('#notice');
 
 document.querySelector('#room-name').textContent = roomName;
 document.title = `#${roomName} · socket-base chat`;
+
+const config = await (await fetch('/config.json')).json();
+// socket-base serves its SDK, so the page always has the one that matches the server.
+const { SocketBase } = await import(`${config.url}/sdk/socket-base.js`).catch((error) => {
+  showNotice(`Could not load the SDK from ${config.url}: is socket-base running?`);
+  throw error;
+});
+nameForm.querySelector('fieldset').disabled = false;
 
 nameForm.addEventListener('submit', (event) => {
   event.preventDefault();
