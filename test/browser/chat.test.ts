@@ -37,6 +37,10 @@ const WAIT_MS = 10_000;
 /** Each page types this many messages in each of the four phases of the restart test. */
 const PER_PHASE = 6;
 const PER_PAGE = 4 * PER_PHASE;
+/** How many stored messages the page shows when it loads history (HISTORY_LIMIT in chat.js). */
+const PAGE_HISTORY = 50;
+/** RECOVERY_MAX_MESSAGES of the reset test: a longer gap cannot be replayed. */
+const RECOVERY_MAX = 5;
 
 interface ChatBackend {
   readonly url: string;
@@ -107,40 +111,48 @@ async function shownMessages(page: Page): Promise<ShownMessage[]> {
   return (await page.evaluate(SHOWN_MESSAGES)) as ShownMessage[];
 }
 
-async function waitForState(page: Page, state: string): Promise<void> {
-  await page.waitForFunction(`${SHOWN_STATE} === ${JSON.stringify(state)}`, undefined, {
-    timeout: WAIT_MS,
-  });
-}
-
-async function waitForUsers(page: Page, users: readonly string[]): Promise<void> {
-  await page.waitForFunction(
-    `JSON.stringify(${SHOWN_USERS}) === ${JSON.stringify(JSON.stringify(users))}`,
-    undefined,
-    { timeout: WAIT_MS },
-  );
-}
-
-async function waitForText(page: Page, text: string): Promise<void> {
-  await page.waitForFunction(
-    `${SHOWN_MESSAGES}.some((message) => message.text === ${JSON.stringify(text)})`,
-    undefined,
-    { timeout: WAIT_MS },
-  );
-}
-
-/** Waits for `count` messages in the list; a timeout says what the page shows instead. */
-async function waitForMessageCount(page: Page, count: number): Promise<void> {
+/** Waits until `condition` (an expression) holds in the page; a timeout says what it shows instead. */
+async function waitForPage(page: Page, condition: string, what: string): Promise<void> {
   try {
-    await page.waitForFunction(
-      `document.querySelectorAll('#messages li').length >= ${count}`,
-      undefined,
-      { timeout: WAIT_MS },
-    );
+    await page.waitForFunction(condition, undefined, { timeout: WAIT_MS });
   } catch {
-    const shown = (await shownMessages(page)).map((message) => message.text);
-    assert.fail(`${count} messages expected, the page shows ${shown.length}: ${shown.join(', ')}`);
+    const [state, users, messages] = (await page.evaluate(
+      `[${SHOWN_STATE}, ${SHOWN_USERS}, ${SHOWN_MESSAGES}]`,
+    )) as [string, string[], ShownMessage[]];
+    const texts = messages.map((message) => `${message.seq}:${message.text}`).join(', ');
+    assert.fail(
+      `waited ${WAIT_MS} ms for ${what}; the page shows state ${state}, users [${users}], ` +
+        `${messages.length} messages: ${texts}`,
+    );
   }
+}
+
+function waitForState(page: Page, state: string): Promise<void> {
+  return waitForPage(page, `${SHOWN_STATE} === ${JSON.stringify(state)}`, `state ${state}`);
+}
+
+function waitForUsers(page: Page, users: readonly string[]): Promise<void> {
+  return waitForPage(
+    page,
+    `JSON.stringify(${SHOWN_USERS}) === ${JSON.stringify(JSON.stringify(users))}`,
+    `users [${users}]`,
+  );
+}
+
+function waitForText(page: Page, text: string): Promise<void> {
+  return waitForPage(
+    page,
+    `${SHOWN_MESSAGES}.some((message) => message.text === ${JSON.stringify(text)})`,
+    `the message "${text}"`,
+  );
+}
+
+function waitForMessageCount(page: Page, count: number): Promise<void> {
+  return waitForPage(
+    page,
+    `document.querySelectorAll('#messages li').length >= ${count}`,
+    `${count} messages`,
+  );
 }
 
 /** Types `${user} ${n}` for n in [first, last] into the send form, one after the other. */
@@ -275,6 +287,17 @@ describe('the chat example in Chromium, across a restart of socket-base (SQLite 
   /** Uncaught exceptions in any page: the example must have none. */
   const pageErrors: string[] = [];
 
+  /** The room as stored (history over HTTP), in the shape the pages show it. */
+  async function storedMessages(): Promise<ShownMessage[]> {
+    const reader = await signToken(project.jwtSecret, 'reader');
+    const stored = await fullHistory(
+      socketBase.url,
+      { hash: project.hash, token: reader },
+      'general',
+    );
+    return stored.map(({ seq, from, payload }) => ({ seq, from, text: payload }));
+  }
+
   async function openChat(user: string, chatUrl = backend.url): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 760, height: 480 } });
     const page = await context.newPage();
@@ -371,22 +394,13 @@ describe('the chat example in Chromium, across a restart of socket-base (SQLite 
 
     const total = 2 * PER_PAGE;
     await Promise.all([waitForMessageCount(ann, total), waitForMessageCount(ben, total)]);
-    const reader = await signToken(project.jwtSecret, 'reader');
-    const stored = await fullHistory(
-      socketBase.url,
-      { hash: project.hash, token: reader },
-      'general',
-    );
+    const stored = await storedMessages();
     // Read after the history call, so that a late repeat would have had time to show.
     const shownByAnn = await shownMessages(ann);
     const shownByBen = await shownMessages(ben);
     assertEveryMessageOnceInOrder(shownByAnn, ['ann', 'ben'], 'ann’s page');
     assert.deepEqual(shownByBen, shownByAnn, 'both pages show the same list');
-    assert.deepEqual(
-      stored.map(({ seq, from, payload }) => ({ seq, from, text: payload })),
-      shownByAnn,
-      'the store holds each message once, as the pages show it',
-    );
+    assert.deepEqual(stored, shownByAnn, 'the store holds each message once, as the pages show it');
     await waitForUsers(ann, ['ann', 'ben']);
     await waitForUsers(ben, ['ann', 'ben']);
 
@@ -396,16 +410,53 @@ describe('the chat example in Chromium, across a restart of socket-base (SQLite 
     assert.deepEqual(pageErrors, []);
   });
 
+  it('a page away for longer than recovery allows starts again from history (reset): each message once, in seq order', async () => {
+    const ann = pages.get('ann') as Page;
+    const ben = pages.get('ben') as Page;
+    const port = new URL(socketBase.url).port;
+    await socketBase.stop('SIGTERM');
+    socketBase = await spawnServer(
+      { ...env, PORT: port, RECOVERY_MAX_MESSAGES: String(RECOVERY_MAX) },
+      cwd,
+    );
+    await Promise.all([waitForState(ann, 'open'), waitForState(ben, 'open')]);
+
+    // ben's network goes away while more is stored than a rejoin may replay.
+    bensNetwork.cut();
+    await waitForState(ben, 'reconnecting');
+    const bot = await signToken(project.jwtSecret, 'bot');
+    const missed = 2 * RECOVERY_MAX;
+    for (let n = 1; n <= missed; n++) {
+      const response = await fetch(`${socketBase.url}/api/message`, {
+        method: 'POST',
+        headers: { 'x-hash': project.hash, authorization: `Bearer ${bot}` },
+        body: JSON.stringify({ room: 'general', payload: `bot ${n}` }),
+      });
+      assert.equal(response.status, 200);
+    }
+    await waitForText(ann, `bot ${missed}`);
+    bensNetwork.restore();
+
+    await waitForState(ben, 'open');
+    await waitForText(ben, `bot ${missed}`);
+    const stored = await storedMessages();
+    assert.equal(stored.length, 2 * PER_PAGE + missed);
+    assert.deepEqual(await shownMessages(ann), stored, 'ann, who stayed, saw every message live');
+    assert.deepEqual(
+      await shownMessages(ben),
+      stored.slice(-PAGE_HISTORY),
+      'ben’s list is the room’s latest history, nothing twice',
+    );
+    assert.deepEqual(pageErrors, []);
+  });
+
   it('a page opened later shows the room’s history; presence follows who comes and goes', async () => {
     const ann = pages.get('ann') as Page;
     const ben = pages.get('ben') as Page;
     const cy = await openChat('cy');
-    await waitForMessageCount(cy, 2 * PER_PAGE);
-    assert.deepEqual(
-      await shownMessages(cy),
-      await shownMessages(ann),
-      'history, as ann saw it live',
-    );
+    const stored = await storedMessages();
+    await waitForMessageCount(cy, PAGE_HISTORY);
+    assert.deepEqual(await shownMessages(cy), stored.slice(-PAGE_HISTORY), 'the latest history');
     await waitForUsers(cy, ['ann', 'ben', 'cy']);
     await waitForUsers(ann, ['ann', 'ben', 'cy']);
 
