@@ -7,7 +7,7 @@
  * it by the SDK's rejoin from its last seq, not by luck of timing.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,30 +44,41 @@ const RECOVERY_MAX = 5;
 
 interface ChatBackend {
   readonly url: string;
-  readonly output: string[];
   stop(): Promise<void>;
+}
+
+function spawnChatBackend(env: Record<string, string>) {
+  return spawn(process.execPath, [CHAT_SERVER], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Starts examples/chat/server.js with only the environment given, and waits for its URL. */
 async function startChatBackend(env: Record<string, string>): Promise<ChatBackend> {
-  const child = spawn(process.execPath, [CHAT_SERVER], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnChatBackend(env);
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`chat backend: no listening line within ${WAIT_MS} ms: ${output.join('')}`));
+    }, WAIT_MS);
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
     child.stdout.on('data', (chunk: Buffer) => {
       output.push(chunk.toString('utf8'));
       const match = /listening\b.*?(http:\/\/[^\s]+)/.exec(output.join(''));
-      if (match?.[1] !== undefined) resolve(match[1]);
+      if (match?.[1] === undefined) return;
+      clearTimeout(timer);
+      resolve(match[1]);
     });
-    void exited.then(() => reject(new Error(`chat backend exited: ${output.join('')}`)));
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`chat backend exited: ${output.join('')}`));
+    });
   });
   return {
     url,
-    output,
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -75,19 +86,18 @@ async function startChatBackend(env: Record<string, string>): Promise<ChatBacken
   };
 }
 
-/** Runs server.js until it exits by itself; its exit code and what it wrote to stderr. */
+/** Runs server.js, which should exit by itself (it is killed if not); its code and stderr. */
 async function runChatBackend(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stderr: string }> {
-  const child: ChildProcess = spawn(process.execPath, [CHAT_SERVER], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawnChatBackend(env);
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString('utf8');
   });
+  const timer = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
   return { code, stderr };
 }
 
