@@ -9,6 +9,11 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string;
+  /**
+   * SQLite only: run the store on a worker thread of its own (SqliteWorkerStore) rather than on
+   * the event loop (SqliteStore). Off by default: see docs/decisions/0006-sqlite-store-worker.md.
+   */
+  sqliteWorker: boolean;
   redisUrl: string | undefined;
   redisPrefix: string;
   adminToken: string | undefined;
@@ -186,6 +191,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: text(env, 'HOST', '0.0.0.0'),
     databaseUrl,
+    sqliteWorker: flag(env, 'SQLITE_WORKER', false),
     redisUrl,
     redisPrefix: text(env, 'REDIS_PREFIX', 'socket-base:'),
     adminToken,

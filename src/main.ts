@@ -15,6 +15,7 @@ import { type Config, unusable } from './config.js';
 import { CLOSE_CODES, ERRORS } from './errors.js';
 import { AdminRoutes } from './http/admin.js';
 import { ApiRoutes } from './http/api.js';
+import { DashboardRoutes } from './http/dashboard.js';
 import { listen } from './http/listen.js';
 import { createRequestHandler, type Routes } from './http/router.js';
 import { folderOf, StaticFiles } from './http/static-files.js';
@@ -35,11 +36,15 @@ import { STREAM_DEFAULTS } from './realtime/room-stream.js';
 import type { Session, SessionContext } from './realtime/session.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { SqliteWorkerStore } from './store/sqlite-worker-store.js';
 import type { Store, StoreStats } from './store/store.js';
 import { limitsReader, serverDefaults } from './tenancy/project-settings.js';
 import { Projects } from './tenancy/projects.js';
 import { Retention } from './tenancy/retention.js';
 import { prepareFrame, WsTransport } from './transport/ws-transport.js';
+
+/** The refresh interval for the dashboard's live figures. */
+const DASHBOARD_POLL_MS = 2000;
 
 export interface RunningServer {
   /** http://host:port with the real port. */
@@ -63,7 +68,10 @@ export async function openStore(config: Config, hooks: StoreStats): Promise<Stor
   const url = config.databaseUrl;
   const options = { ...hooks, idempotencyWindowMs: config.idempotencyWindowS * 1000 };
   if (url.startsWith('sqlite:')) {
-    return SqliteStore.open(url.slice('sqlite:'.length), options);
+    const path = url.slice('sqlite:'.length);
+    return config.sqliteWorker
+      ? SqliteWorkerStore.open(path, options)
+      : SqliteStore.open(path, options);
   }
   return PostgresStore.open(url, options).catch(unusable('DATABASE_URL', url));
 }
@@ -263,6 +271,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
       metrics.projects.of(project).refusals.rate_limited++;
     },
   });
+  // Known once the main port listens; the dashboard on ADMIN_PORT sends browsers there.
+  let mainPort: number | undefined;
   const routes: Routes = {
     api,
     admin: new AdminRoutes(projects, store, cluster, adminToken, {
@@ -278,6 +288,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
     registry: metrics.registry,
     logger,
     sdk: sdkFiles(logger),
+    dashboard: new DashboardRoutes({
+      publicUrl: config.publicUrl,
+      mainPort: () => (config.adminPort === undefined ? undefined : mainPort),
+      pollMs: DASHBOARD_POLL_MS,
+    }),
   };
   const adminListener =
     config.adminPort === undefined
@@ -302,6 +317,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
 
   const { url, port } = await listen(httpServer, config.port, config.host);
+  mainPort = port;
   const admin =
     adminListener === undefined
       ? undefined

@@ -84,6 +84,9 @@ export class Room extends Emitter<RoomEvents> {
   #joinedSeq = 0;
   #lastSeq: number | undefined;
   #joinWaiters: Waiter<JoinResult>[] = [];
+  /** With presence, join() resolves once the room's list has come, so that `users` holds it. */
+  #listWaiters: Waiter<JoinResult>[] = [];
+  #listPending = false;
   /** Not yet sent on the current connection, in the app's order. */
   #queue: Send[] = [];
   /** Sent on the current connection, waiting for their ack, in the order sent. */
@@ -116,9 +119,11 @@ export class Room extends Emitter<RoomEvents> {
   /** Joins, now or once connected; again after every reconnect, from the last position. */
   join(): Promise<JoinResult> {
     if (this.#host.closed) return Promise.reject(SocketBaseError.client('clientClosed'));
-    if (this.#wanted && this.#joined) return Promise.resolve({ seq: this.#joinedSeq });
+    if (this.#wanted && this.#joined && !this.#listPending) {
+      return Promise.resolve({ seq: this.#joinedSeq });
+    }
     const answer = new Promise<JoinResult>((resolve, reject) => {
-      this.#joinWaiters.push({ resolve, reject });
+      (this.#joined ? this.#listWaiters : this.#joinWaiters).push({ resolve, reject });
     });
     if (!this.#wanted) {
       this.#wanted = true;
@@ -132,6 +137,7 @@ export class Room extends Emitter<RoomEvents> {
     if (!this.#wanted) return Promise.resolve();
     this.#wanted = false;
     this.#joined = false;
+    this.#listPending = false;
     this.#joinRef = undefined;
     this.#lastSeq = undefined;
     this.#users.clear();
@@ -200,6 +206,9 @@ export class Room extends Emitter<RoomEvents> {
   disconnected(): void {
     this.#joined = false;
     this.#joinRef = undefined;
+    this.#listPending = false;
+    // Joined but the list had not come: they wait for the next join instead.
+    this.#joinWaiters.push(...this.#listWaiters.splice(0));
     this.#releaseHold();
     if (this.#inflight.length === 0) return;
     const unanswered = this.#inflight.splice(0);
@@ -238,15 +247,19 @@ export class Room extends Emitter<RoomEvents> {
     if (!this.#joined || !this.#presence) return;
     const now = new Set(users.map((entry) => entry.user));
     const self = this.#host.user;
-    for (const user of now) {
-      if (!this.#users.has(user) && user !== self) this.emit('presence', { type: 'join', user });
-    }
-    if (complete) {
-      for (const user of this.#users) {
-        if (!now.has(user) && user !== self) this.emit('presence', { type: 'leave', user });
-      }
-      this.#users = now;
-    } else for (const user of now) this.#users.add(user);
+    const joins = [...now].filter((user) => !this.#users.has(user) && user !== self);
+    const leaves = complete
+      ? [...this.#users].filter((user) => !now.has(user) && user !== self)
+      : [];
+    // The list is in place before any listener hears of a change, so that one that redraws from
+    // `users` draws the new list.
+    if (complete) this.#users = now;
+    else for (const user of now) this.#users.add(user);
+    this.#listPending = false;
+    const waiters = this.#listWaiters.splice(0);
+    for (const user of joins) this.emit('presence', { type: 'join', user });
+    for (const user of leaves) this.emit('presence', { type: 'leave', user });
+    for (const waiter of waiters) waiter.resolve({ seq: this.#joinedSeq });
   }
 
   presenceChange(type: 'join' | 'leave', user: string): void {
@@ -293,7 +306,10 @@ export class Room extends Emitter<RoomEvents> {
       this.#lastSeq = frame.seq;
       this.emit('reset', undefined);
     }
-    for (const waiter of this.#joinWaiters.splice(0)) waiter.resolve({ seq: frame.seq });
+    const waiters = this.#joinWaiters.splice(0);
+    this.#listPending = this.#presence;
+    if (this.#presence) this.#listWaiters.push(...waiters);
+    else for (const waiter of waiters) waiter.resolve({ seq: frame.seq });
     this.#flush();
   }
 
@@ -374,6 +390,7 @@ export class Room extends Emitter<RoomEvents> {
 
   #rejectWaiting(error: SocketBaseError): void {
     for (const waiter of this.#joinWaiters.splice(0)) waiter.reject(error);
+    for (const waiter of this.#listWaiters.splice(0)) waiter.reject(error);
     for (const send of this.#queue.splice(0)) this.#settle(send, error);
   }
 }

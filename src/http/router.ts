@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { redactUrl } from '../observability/logger.js';
 import type { AdminRoutes } from './admin.js';
 import type { ApiRoutes } from './api.js';
+import type { DashboardRoutes } from './dashboard.js';
 import { decodePath, sendError } from './io.js';
 import { healthz, metrics, type Readiness, readyz } from './ops.js';
 import type { StaticFiles } from './static-files.js';
@@ -17,6 +18,8 @@ export interface Routes {
   logger: Logger;
   /** The SDK's browser build, under /sdk/ on every port (the dashboard imports it too). */
   sdk: StaticFiles;
+  /** The operator's pages, under /dashboard (on ADMIN_PORT when it is set). */
+  dashboard: DashboardRoutes;
 }
 
 /**
@@ -60,6 +63,10 @@ export function createRequestHandler(routes: Routes, doors: Doors) {
       if (path === '/metrics') return metrics(response, routes.registry);
       if (path.startsWith('/sdk/')) {
         routes.sdk.serve(request, response, path.slice('/sdk/'.length));
+        return Promise.resolve();
+      }
+      if (under(path, '/dashboard')) {
+        routes.dashboard.serve(request, response, path);
         return Promise.resolve();
       }
     }

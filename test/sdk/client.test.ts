@@ -78,8 +78,10 @@ describe('the SDK against a real server', () => {
     const watcher = sdkClient({ url: server.url, hash: project.hash, token: await token('w') });
     const room = watcher.room('lobby', { presence: true });
     const events: string[] = [];
-    room.on('presence', (event) => events.push(`${event.type}:${event.user}`));
+    // Each event is told with `users` already holding the change, so a redraw from it is right.
+    room.on('presence', (event) => events.push(`${event.type}:${event.user}=${room.users.join()}`));
     await room.join();
+    assert.deepEqual(room.users, ['w'], 'join() resolves once the list is in');
     const visitor = sdkClient({ url: server.url, hash: project.hash, token: await token('v') });
     await visitor.room('lobby').join();
     const list = await room.presence();
@@ -106,7 +108,7 @@ describe('the SDK against a real server', () => {
         }
       });
     });
-    assert.deepEqual(events, ['join:v', 'leave:v']);
+    assert.deepEqual(events, ['join:v=v,w', 'leave:v=w']);
     assert.deepEqual(room.users, ['w']);
     watcher.close();
   });

@@ -26,6 +26,7 @@ describe('configuration from the environment', () => {
     assert.equal(config.handshakeTimeoutMs, 10000);
     assert.equal(config.jwtClockToleranceS, 5);
     assert.equal(config.requireExp, false);
+    assert.equal(config.sqliteWorker, false);
     assert.deepEqual(config.corsOrigins, ['*']);
     assert.deepEqual(config.trustProxy, []);
   });
@@ -43,7 +44,9 @@ describe('configuration from the environment', () => {
       TRUST_PROXY: '10.0.0.1',
       JWT_CLOCK_TOLERANCE_S: '0',
       REQUIRE_EXP: 'true',
+      SQLITE_WORKER: 'on',
     });
+    assert.equal(config.sqliteWorker, true);
     assert.equal(config.jwtClockToleranceS, 0);
     assert.equal(config.requireExp, true);
     for (const [raw, value] of [
@@ -74,6 +77,7 @@ describe('configuration from the environment', () => {
       ['JWT_CLOCK_TOLERANCE_S', '-1'],
       ['JWT_CLOCK_TOLERANCE_S', '2.5'],
       ['REQUIRE_EXP', 'maybe'],
+      ['SQLITE_WORKER', 'worker'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),

@@ -1,72 +1,52 @@
-// The chat page: asks a name, then chats in one room on the socket-base SDK. Its backend
-// (server.js) signs the tokens and says where socket-base is; the SDK comes from socket-base.
-const HISTORY_LIMIT = 50;
-
-const roomName = new URLSearchParams(location.search).get('room') || 'general';
-const nameForm = document.querySelector('#name-form');
-const sendForm = document.querySelector('#send-form');
-const messageList = document.querySelector('#messages');
-const userList = document.querySelector('#users');
-const stateView = document.querySelector('#state');
-const notice = document.querySelector('#notice');
-
-document.querySelector('#room-name').textContent = roomName;
-document.title = `#${roomName} · socket-base chat`;
-
+// The chat page: everything real-time is the SDK's. It reconnects, rejoins from the last message
+// shown and retries sends, so this file only draws what it is told.
+const params = new URLSearchParams(location.search);
+const roomName = params.get('room') ?? 'general';
 const config = await (await fetch('/config.json')).json();
-// socket-base serves its SDK, so the page always has the one that matches the server.
-const { SocketBase } = await import(`${config.url}/sdk/socket-base.js`).catch((error) => {
-  showNotice(`Could not load the SDK from ${config.url}: is socket-base running?`);
-  throw error;
-});
-nameForm.querySelector('fieldset').disabled = false;
+// The server that carries the chat also serves the SDK, so the page always gets a matching build.
+const { SocketBase } = await import(`${config.socketBaseUrl}/sdk/socket-base.js`);
 
-nameForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const name = nameForm.elements.name.value.trim();
-  if (name === '') return;
-  nameForm.hidden = true;
-  document.querySelector('#chat').hidden = false;
-  document.querySelector('#me').textContent = name;
-  chat(name).catch((error) => showNotice(error.message));
-});
+const $ = (selector) => document.querySelector(selector);
+const messageList = $('#messages');
+const stateBadge = $('#state');
 
-async function chat(name) {
-  const client = new SocketBase({
-    url: config.url,
-    hash: config.hash,
-    // Called for the first connect, before a token expires and after one is refused: each time
-    // the backend signs a fresh one.
-    token: () => fetchToken(name),
-    reconnect: config.reconnect,
-  });
-  client.on('state', showState);
-  client.on('error', (error) => showNotice(error.message));
+function showError(error) {
+  $('#error').textContent = error?.message ?? String(error);
+}
 
-  const room = client.room(roomName, { presence: true });
-  room.on('message', (message) => {
-    messageList.append(messageView(message, name));
-    messageList.scrollTop = messageList.scrollHeight;
-  });
-  room.on('presence', () => showUsers(room.users, name));
-  // The messages missed could not be replayed (too many, or removed): start again from history.
-  room.on('reset', () => {
-    messageList.replaceChildren();
-    showHistory(room, room.lastSeq, name).catch((error) => showNotice(error.message));
-  });
+function messageElement(message) {
+  const item = document.createElement('li');
+  item.dataset.seq = String(message.seq);
+  const from = document.createElement('b');
+  from.textContent = message.from;
+  const text = document.createElement('span');
+  // textContent, never innerHTML: a message is whatever another user typed.
+  text.textContent = message.payload;
+  item.append(from, text);
+  return item;
+}
 
-  sendForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const input = sendForm.elements.text;
-    if (input.value.trim() === '') return;
-    // While disconnected the SDK keeps the message and sends it after the reconnect, once.
-    room.send(input.value).catch((error) => showNotice(`Not sent: ${error.message}`));
-    input.value = '';
-  });
+function appendMessage(message) {
+  messageList.append(messageElement(message));
+  messageList.lastElementChild.scrollIntoView({ block: 'end' });
+}
 
-  const { seq } = await room.join();
-  showUsers(room.users, name);
-  await showHistory(room, seq, name);
+function drawUsers(users) {
+  $('#users').replaceChildren(
+    ...[...users].sort().map((user) => {
+      const item = document.createElement('li');
+      item.textContent = user;
+      return item;
+    }),
+  );
+}
+
+/** Query parameters for the SDK's reconnect option (tests shorten the backoff with them). */
+function reconnectOption() {
+  const minDelayMs = Number(params.get('reconnectMin'));
+  const maxDelayMs = Number(params.get('reconnectMax'));
+  if (!minDelayMs || !maxDelayMs) return undefined;
+  return { minDelayMs, maxDelayMs };
 }
 
 async function fetchToken(name) {
@@ -75,66 +55,64 @@ async function fetchToken(name) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ name }),
   });
-  if (!response.ok) throw new Error(`No token: HTTP ${response.status}`);
-  return (await response.json()).token;
+  if (!response.ok) throw new Error(`token: ${response.status}`);
+  return (await response.json()).jwt;
 }
 
-let historyLoads = 0;
-
-/**
- * Puts the stored messages up to `upTo` (the room's position when live delivery began) before the
- * live ones, which the SDK delivers from upTo + 1 on: together each message once, in seq order.
- */
-async function showHistory(room, upTo, me) {
-  const load = ++historyLoads;
-  const since = Math.max(0, upTo - HISTORY_LIMIT);
-  const { messages } = await room.history({ since, limit: HISTORY_LIMIT });
-  // A reset came while this was loading: the newer load owns the list.
-  if (load !== historyLoads) return;
-  const earlier = messages.filter((message) => message.seq <= upTo);
-  messageList.prepend(...earlier.map((message) => messageView(message, me)));
-  messageList.scrollTop = messageList.scrollHeight;
-}
-
-function messageView(message, me) {
-  const item = document.createElement('li');
-  item.dataset.seq = String(message.seq);
-  if (message.from === me) item.classList.add('own');
-  const time = document.createElement('time');
-  time.dateTime = new Date(message.ts).toISOString();
-  time.textContent = new Date(message.ts).toLocaleTimeString([], {
-    hour: '2-digit',
-    minute: '2-digit',
+async function start(name) {
+  const client = new SocketBase({
+    url: config.socketBaseUrl,
+    hash: config.hash,
+    // A function, not a string: the SDK calls it again when the token is about to expire.
+    token: () => fetchToken(name),
+    reconnect: reconnectOption(),
   });
-  const from = document.createElement('b');
-  from.className = 'from';
-  from.textContent = message.from;
-  const text = document.createElement('span');
-  text.className = 'text';
-  text.textContent = message.payload;
-  item.append(time, from, text);
-  return item;
+  client.on('state', (state) => {
+    stateBadge.textContent = state;
+    stateBadge.dataset.state = state;
+  });
+  client.on('error', showError);
+
+  const room = client.room(roomName, { presence: true });
+  room.on('message', appendMessage);
+  // room.users already holds the change when an event is told (also after a reconnect, when the
+  // SDK compares the server's list with what it knew).
+  room.on('presence', () => drawUsers(room.users));
+  // The gap could not be replayed: what is on screen may miss messages, so draw from the store.
+  const redrawFromHistory = async () => {
+    const { messages } = await room.history({ limit: 100 });
+    const newestStored = messages.at(-1)?.seq ?? 0;
+    // Messages delivered live while the history loaded may be in it too: keep only newer ones.
+    const live = [...messageList.children].filter(
+      (item) => Number(item.dataset.seq) > newestStored,
+    );
+    messageList.replaceChildren(...messages.map(messageElement), ...live);
+  };
+  room.on('reset', () => redrawFromHistory().catch(showError));
+
+  const joined = room.join();
+  $('#compose').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = $('#text');
+    const text = input.value;
+    input.value = '';
+    // Sends typed before the first join wait for it, in order. Later ones are the SDK's: made
+    // while offline, they wait in it and go, once each, after the reconnect.
+    joined.then(() => room.send(text)).catch(showError);
+  });
+  await joined;
+  drawUsers(room.users);
 }
 
-/** The users present: the SDK's list (kept from the server's list and events), and this one. */
-function showUsers(users, me) {
-  const present = [...new Set([...users, me])].sort();
-  userList.replaceChildren(
-    ...present.map((user) => {
-      const item = document.createElement('li');
-      item.textContent = user;
-      if (user === me) item.classList.add('own');
-      return item;
-    }),
-  );
-}
-
-function showState(state) {
-  stateView.textContent = state;
-  stateView.dataset.state = state;
-  if (state === 'open') showNotice('');
-}
-
-function showNotice(text) {
-  notice.textContent = text;
-}
+$('#room-name').textContent = roomName;
+$('#name').focus();
+// Enabled only now that the SDK is loaded: a submit before would reload the page instead.
+$('#login button').disabled = false;
+$('#login').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = $('#name').value.trim();
+  $('#login').hidden = true;
+  $('#chat').hidden = false;
+  $('#text').focus();
+  start(name).catch(showError);
+});

@@ -1,0 +1,123 @@
+/**
+ * Line charts drawn as SVG by hand: a few dozen lines instead of a charting library's hundred
+ * kilobytes. Each chart keeps its own samples for the last five minutes.
+ */
+import { el } from './dom.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const WINDOW_MS = 5 * 60 * 1000;
+const WIDTH = 300;
+const HEIGHT = 80;
+
+interface Sample {
+  at: number;
+  value: number;
+}
+
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string>,
+): SVGElementTagNameMap[K] {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  return element;
+}
+
+export class LiveChart {
+  readonly element: HTMLElement;
+  readonly #samples: Sample[] = [];
+  readonly #figure: HTMLElement;
+  readonly #line: SVGPolylineElement;
+  readonly #peak: SVGTextElement;
+
+  /** @param key names the chart for tests and styles (`data-chart`). */
+  constructor(
+    readonly title: string,
+    key: string,
+  ) {
+    this.#figure = el('span', { class: 'figure', 'data-figure': key }, '–');
+    this.#line = svg('polyline', { class: 'line', points: '' });
+    this.#peak = svg('text', { x: '2', y: '10', class: 'peak' });
+    const drawing = svg('svg', {
+      viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+      preserveAspectRatio: 'none',
+      role: 'img',
+      'aria-label': `${title} over the last 5 minutes`,
+    });
+    drawing.append(
+      svg('line', {
+        x1: '0',
+        y1: String(HEIGHT),
+        x2: String(WIDTH),
+        y2: String(HEIGHT),
+        class: 'axis',
+      }),
+      this.#line,
+      this.#peak,
+    );
+    this.element = el(
+      'figure',
+      { class: 'chart', 'data-chart': key },
+      el('figcaption', {}, `${title}: `, this.#figure),
+      drawing,
+    );
+  }
+
+  add(value: number, at = Date.now()): void {
+    this.#samples.push({ at, value });
+    while (this.#samples.length > 0 && (this.#samples[0]?.at ?? at) < at - WINDOW_MS) {
+      this.#samples.shift();
+    }
+    this.#figure.textContent = formatFigure(value);
+    this.#draw(at);
+  }
+
+  #draw(now: number): void {
+    const peak = Math.max(1, ...this.#samples.map((sample) => sample.value));
+    const points = this.#samples.map((sample) => {
+      const x = ((sample.at - (now - WINDOW_MS)) / WINDOW_MS) * WIDTH;
+      const y = HEIGHT - (sample.value / peak) * (HEIGHT - 14);
+      return `${x.toFixed(1)},${y.toFixed(1)}`;
+    });
+    this.#line.setAttribute('points', points.join(' '));
+    this.#peak.textContent = `max ${formatFigure(peak)}`;
+  }
+}
+
+function formatFigure(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+export interface StatsLike {
+  connections: number;
+  users: number;
+  rooms: number;
+  messagesPerSecond: number;
+}
+
+/** The four live figures of the issue: connections, users, rooms, messages/s. */
+export class StatsCharts {
+  readonly element: HTMLElement;
+  readonly #charts: Record<keyof StatsLike, LiveChart> = {
+    connections: new LiveChart('Connections', 'connections'),
+    users: new LiveChart('Users', 'users'),
+    rooms: new LiveChart('Rooms', 'rooms'),
+    messagesPerSecond: new LiveChart('Messages/s', 'messagesPerSecond'),
+  };
+
+  constructor(title: string) {
+    this.element = el(
+      'section',
+      { class: 'charts', 'aria-label': title },
+      el('h2', {}, title),
+      el('div', { class: 'chart-grid' }, ...Object.values(this.#charts).map((c) => c.element)),
+    );
+  }
+
+  add(stats: StatsLike): void {
+    const now = Date.now();
+    for (const key of Object.keys(this.#charts) as (keyof StatsLike)[]) {
+      this.#charts[key].add(stats[key], now);
+    }
+  }
+}

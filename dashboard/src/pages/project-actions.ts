@@ -1,0 +1,110 @@
+/** The project's dangerous buttons: disconnect, rotate the secret, delete. Each says what it did. */
+import type { ProjectDetail } from '../admin-api.js';
+import type { App } from '../app.js';
+import { el, field, replaceChildren, statusLine } from '../dom.js';
+import { describeError, MESSAGES } from '../messages.js';
+import { secretBox } from '../secret.js';
+
+function projectPath(project: ProjectDetail, tail = ''): string {
+  return `/admin/projects/${encodeURIComponent(project.hash)}${tail}`;
+}
+
+export function disconnectForm(app: App, project: ProjectDetail): HTMLElement {
+  const user = field('User (empty: every connection of the project)', { name: 'user' });
+  const revokeId = `revoke-${project.hash}`;
+  const revoke = el('input', { type: 'checkbox', id: revokeId, name: 'revoke' });
+  const status = statusLine();
+  const form = el(
+    'form',
+    { class: 'card', 'aria-label': 'Disconnect' },
+    el('h2', {}, 'Disconnect'),
+    user.wrapper,
+    el(
+      'div',
+      { class: 'check' },
+      revoke,
+      el('label', { for: revokeId }, 'Also revoke their tokens'),
+    ),
+    el('button', { type: 'submit' }, 'Disconnect'),
+    status.element,
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const who = user.input.value.trim();
+    const body =
+      who === '' ? { all: true, revoke: revoke.checked } : { user: who, revoke: revoke.checked };
+    app.api
+      .request('POST', projectPath(project, '/disconnect'), body)
+      .then(() => {
+        const target =
+          who === '' ? 'Every connection of the project' : `Every connection of ${who}`;
+        status.ok(
+          `${target} is being closed${revoke.checked ? '; their tokens are revoked' : ''}.`,
+        );
+      })
+      .catch((error: unknown) => status.fail(describeError(error)));
+  });
+  return form;
+}
+
+export function rotateSecret(app: App, project: ProjectDetail): HTMLElement {
+  const status = statusLine();
+  const shown = el('div');
+  const button = el('button', { type: 'button' }, 'Rotate secret');
+  button.addEventListener('click', () => {
+    if (!confirm(MESSAGES.confirmRotate)) return;
+    app.api
+      .request<{ jwtSecret: string }>('POST', projectPath(project, '/rotate-secret'))
+      .then(({ jwtSecret }) => {
+        status.ok(
+          'Secret rotated: tokens signed with the old secret are refused for new connections.',
+        );
+        replaceChildren(shown, secretBox('The new JWT secret', jwtSecret));
+      })
+      .catch((error: unknown) => status.fail(describeError(error)));
+  });
+  return el(
+    'section',
+    { class: 'card', 'aria-label': 'Rotate secret' },
+    el('h2', {}, 'Rotate secret'),
+    button,
+    status.element,
+    shown,
+  );
+}
+
+export function deleteForm(app: App, project: ProjectDetail): HTMLElement {
+  const name = field(`Type ${project.name} to confirm`, {
+    name: 'confirm-name',
+    autocomplete: 'off',
+  });
+  const status = statusLine();
+  const form = el(
+    'form',
+    { class: 'card danger', 'aria-label': 'Delete project' },
+    el('h2', {}, 'Delete project'),
+    el('p', {}, 'Closes its sockets and removes its stored messages.'),
+    name.wrapper,
+    el('button', { type: 'submit', class: 'danger' }, 'Delete project'),
+    status.element,
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (name.input.value !== project.name) {
+      status.fail(MESSAGES.nameMismatch);
+      return;
+    }
+    app.api
+      .request('DELETE', projectPath(project))
+      .then(() => {
+        replaceChildren(
+          form,
+          el('h2', {}, 'Deleted'),
+          el('p', { class: 'status ok', role: 'status' }, `Project ${project.name} was deleted.`),
+          el('a', { href: '#/projects' }, 'Back to projects'),
+        );
+      })
+      .catch((error: unknown) => status.fail(describeError(error)));
+  });
+  return form;
+}
