@@ -4,6 +4,11 @@
  * and port). Each page's DOM must end with every message of both pages exactly once, in seq order,
  * and the store must hold each once. The page is the example users copy: it imports the SDK from
  * the server's /sdk/socket-base.js and gets its tokens from the example's own backend.
+ *
+ * bob's page reaches socket-base through a TCP proxy (its own copy of the backend points there),
+ * so that after the restart the test can keep bob away until alice's new messages are stored:
+ * bob's page must then get them by the SDK's rejoin from its last seq, not by luck of timing
+ * (with both pages back at once, a rejoin that forgot `since` went unnoticed in some runs).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -22,12 +27,15 @@ import {
   spawnServer,
 } from '../helpers/ops.js';
 import { signToken } from '../helpers/server.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const ADMIN_TOKEN = 'browser-chat-admin-token';
 /** Messages each page types; the server goes down after BEFORE_RESTART of them. */
 const PER_PAGE = 12;
 const BEFORE_RESTART = 4;
 const TYPED_WHILE_DOWN = 4;
+/** Then, once the server is back, typed while bob's network is still away. */
+const TYPED_WHILE_BOB_AWAY = 2;
 const WAIT_MS = 15_000;
 /** The repository root, from dist/test/browser/. */
 const ROOT = new URL('../../../', import.meta.url);
@@ -106,8 +114,30 @@ describe('the chat example in Chromium across a server restart', () => {
   let cwd: string;
   let env: Record<string, string>;
   let server: ServerProcess;
-  let backend: ChildProcess | undefined;
+  let project: { hash: string; jwtSecret: string };
+  /** alice's backend: its page reaches socket-base directly. */
+  let backend: { child: ChildProcess; url: string } | undefined;
+  /** bob's: the same example, whose page reaches socket-base through `bobsNetwork`. */
+  let bobsBackend: { child: ChildProcess; url: string } | undefined;
+  let bobsNetwork: TcpProxy | undefined;
   let browser: Browser | undefined;
+  const openPages = new Map<string, Page>();
+
+  /** Opens the chat as `name` and waits until it is connected. */
+  async function openChat(name: string, chatUrl: string): Promise<Page> {
+    const page = watchPage(
+      await (browser as Browser).newPage({ viewport: { width: 760, height: 560 } }),
+    );
+    // A short backoff, so that the pages come back soon after the server does.
+    await page.goto(`${chatUrl}/?reconnectMin=100&reconnectMax=400`);
+    // The page enables Join once it has loaded the SDK.
+    await page.waitForSelector('#login button:enabled', { timeout: WAIT_MS });
+    await page.fill('#name', name);
+    await page.press('#name', 'Enter');
+    await waitState(page, 'open');
+    openPages.set(name, page);
+    return page;
+  }
 
   before(async () => {
     cwd = mkdtempSync(join(tmpdir(), 'sb-browser-chat-'));
@@ -118,37 +148,30 @@ describe('the chat example in Chromium across a server restart', () => {
       SHUTDOWN_DELAY_MS: '0',
     };
     server = await spawnServer(env, cwd);
+    project = await createProjectAt(server.url, ADMIN_TOKEN, 'chat');
+    const chatEnv = { PROJECT_HASH: project.hash, PROJECT_SECRET: project.jwtSecret, PORT: '0' };
+    backend = await startChatBackend({ ...chatEnv, SOCKET_BASE_URL: server.url });
+    bobsNetwork = await startTcpProxy(Number(new URL(server.url).port));
+    bobsBackend = await startChatBackend({
+      ...chatEnv,
+      SOCKET_BASE_URL: `http://127.0.0.1:${bobsNetwork.port}`,
+    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
-    backend?.kill('SIGTERM');
+    backend?.child.kill('SIGTERM');
+    bobsBackend?.child.kill('SIGTERM');
+    await bobsNetwork?.close();
     await server.stop('SIGTERM');
     rmSync(cwd, { recursive: true, force: true });
   });
 
   it('two pages talk both ways while the server restarts: each DOM shows every message once, in seq order', async () => {
-    const project = await createProjectAt(server.url, ADMIN_TOKEN, 'chat');
-    const started = await startChatBackend({
-      SOCKET_BASE_URL: server.url,
-      PROJECT_HASH: project.hash,
-      PROJECT_SECRET: project.jwtSecret,
-      PORT: '0',
-    });
-    backend = started.child;
-    browser = await launchChromium();
     const names = ['alice', 'bob'] as const;
-    const pages: Page[] = [];
-    for (const name of names) {
-      const page = watchPage(await browser.newPage({ viewport: { width: 760, height: 560 } }));
-      // A short backoff, so that the pages come back soon after the server does.
-      await page.goto(`${started.url}/?reconnectMin=100&reconnectMax=400`);
-      // The page enables Join once it has loaded the SDK.
-      await page.waitForSelector('#login button:enabled', { timeout: WAIT_MS });
-      await page.fill('#name', name);
-      await page.press('#name', 'Enter');
-      await waitState(page, 'open');
-      pages.push(page);
-    }
+    const alice = await openChat('alice', (backend as { url: string }).url);
+    const bob = await openChat('bob', (bobsBackend as { url: string }).url);
+    const pages = [alice, bob];
     // Both joined, and each sees the other: presence drawn from room.users.
     for (const page of pages) {
       for (const name of names) {
@@ -166,7 +189,18 @@ describe('the chat example in Chromium across a server restart', () => {
     // The badge shows the drop; what is typed now waits in the SDK.
     for (const page of pages) await waitState(page, 'reconnecting');
     for (; n <= BEFORE_RESTART + TYPED_WHILE_DOWN; n++) await typeRound(n);
+    // bob's network stays away after the restart, until what alice types next is stored.
+    const network = bobsNetwork as TcpProxy;
+    network.cut();
     server = await spawnServer({ ...env, PORT: new URL(url).port }, cwd);
+    await waitState(alice, 'open');
+    for (; n <= BEFORE_RESTART + TYPED_WHILE_DOWN + TYPED_WHILE_BOB_AWAY; n++) await typeRound(n);
+    await alice
+      .locator('#messages > li > span', { hasText: new RegExp(`^alice ${n - 1}$`) })
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await bob.getAttribute('#state', 'data-state'), 'reconnecting', 'bob still away');
+    network.restore();
+    await waitState(bob, 'open');
     for (; n <= PER_PAGE; n++) await typeRound(n);
 
     const total = names.length * PER_PAGE;
