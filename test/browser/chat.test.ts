@@ -36,6 +36,8 @@ const BEFORE_RESTART = 4;
 const TYPED_WHILE_DOWN = 4;
 /** Then, once the server is back, typed while bob's network is still away. */
 const TYPED_WHILE_BOB_AWAY = 2;
+/** RECOVERY_MAX_MESSAGES of the reset test: a longer gap is not replayed. */
+const RECOVERY_MAX = 5;
 const WAIT_MS = 15_000;
 /** The repository root, from dist/test/browser/. */
 const ROOT = new URL('../../../', import.meta.url);
@@ -90,6 +92,18 @@ async function waitState(page: Page, state: string): Promise<void> {
     throw new Error(`state ${state} not reached (badge: ${badge}); the page said:\n${log}`, {
       cause: error,
     });
+  }
+}
+
+/** Waits until the page shows a message whose text is exactly `text`. */
+async function waitForMessage(page: Page, text: string): Promise<void> {
+  try {
+    await page
+      .locator('#messages > li > span', { hasText: new RegExp(`^${text}$`) })
+      .waitFor({ timeout: WAIT_MS });
+  } catch (error) {
+    const shown = (await shownMessages(page)).map((m) => `${m.seq}:${m.text}`).join(', ');
+    throw new Error(`"${text}" not shown; the page shows: ${shown}`, { cause: error });
   }
 }
 
@@ -195,9 +209,7 @@ describe('the chat example in Chromium across a server restart', () => {
     server = await spawnServer({ ...env, PORT: new URL(url).port }, cwd);
     await waitState(alice, 'open');
     for (; n <= BEFORE_RESTART + TYPED_WHILE_DOWN + TYPED_WHILE_BOB_AWAY; n++) await typeRound(n);
-    await alice
-      .locator('#messages > li > span', { hasText: new RegExp(`^alice ${n - 1}$`) })
-      .waitFor({ timeout: WAIT_MS });
+    await waitForMessage(alice, `alice ${n - 1}`);
     assert.equal(await bob.getAttribute('#state', 'data-state'), 'reconnecting', 'bob still away');
     network.restore();
     await waitState(bob, 'open');
@@ -247,5 +259,45 @@ describe('the chat example in Chromium across a server restart', () => {
         : undefined;
     const image = await pages[0]?.screenshot(path === undefined ? {} : { path });
     assert.ok(image !== undefined && image.length > 0, 'a screenshot of the chat');
+  });
+
+  it('a page away for longer than recovery allows redraws from history on reset: each message once, in seq order', async () => {
+    const alice = openPages.get('alice') as Page;
+    const bob = openPages.get('bob') as Page;
+    const port = new URL(server.url).port;
+    await server.stop('SIGTERM');
+    server = await spawnServer(
+      { ...env, PORT: port, RECOVERY_MAX_MESSAGES: String(RECOVERY_MAX) },
+      cwd,
+    );
+    await waitState(alice, 'open');
+    await waitState(bob, 'open');
+
+    // bob's network goes away while more is stored than a rejoin may replay.
+    const network = bobsNetwork as TcpProxy;
+    network.cut();
+    await waitState(bob, 'reconnecting');
+    const token = await signToken(project.jwtSecret, 'bot');
+    const missed = 2 * RECOVERY_MAX;
+    for (let i = 1; i <= missed; i++) {
+      const response = await fetch(`${server.url}/api/message`, {
+        method: 'POST',
+        headers: { 'x-hash': project.hash, authorization: `Bearer ${token}` },
+        body: JSON.stringify({ room: 'general', payload: `bot ${i}` }),
+      });
+      assert.equal(response.status, 200);
+    }
+    await waitForMessage(alice, `bot ${missed}`);
+    network.restore();
+    await waitState(bob, 'open');
+    await waitForMessage(bob, `bot ${missed}`);
+
+    const reader = await signToken(project.jwtSecret, 'reader');
+    const stored = (
+      await fullHistory(server.url, { hash: project.hash, token: reader }, 'general')
+    ).map((m) => ({ seq: m.seq, from: m.from, text: m.payload }));
+    assert.equal(stored.length, 2 * PER_PAGE + missed);
+    assert.deepEqual(await shownMessages(alice), stored, 'alice, who stayed, saw each live');
+    assert.deepEqual(await shownMessages(bob), stored, "bob's page, redrawn from history");
   });
 });
