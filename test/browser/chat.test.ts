@@ -107,6 +107,20 @@ async function waitForMessage(page: Page, text: string): Promise<void> {
   }
 }
 
+/** Waits until the page's list of who is present reads `users`, in order. */
+async function waitForUsers(page: Page, users: readonly string[]): Promise<void> {
+  try {
+    await page.waitForFunction(
+      `JSON.stringify([...document.querySelectorAll('#users > li')].map((li) => li.textContent)) === ${JSON.stringify(JSON.stringify(users))}`,
+      undefined,
+      { timeout: WAIT_MS },
+    );
+  } catch (error) {
+    const shown = await page.$$eval('#users > li', (items) => items.map((li) => li.textContent));
+    throw new Error(`present: [${shown}], not [${users}]`, { cause: error });
+  }
+}
+
 /** Types one message into the page's form and submits it, as a user does. */
 async function type(page: Page, text: string): Promise<void> {
   await page.fill('#text', text);
@@ -299,5 +313,22 @@ describe('the chat example in Chromium across a server restart', () => {
     assert.equal(stored.length, 2 * PER_PAGE + missed);
     assert.deepEqual(await shownMessages(alice), stored, 'alice, who stayed, saw each live');
     assert.deepEqual(await shownMessages(bob), stored, "bob's page, redrawn from history");
+  });
+
+  it("a page opened later shows the room's history; presence follows who comes and goes", async () => {
+    const alice = openPages.get('alice') as Page;
+    const bob = openPages.get('bob') as Page;
+    const carol = await openChat('carol', (backend as { url: string }).url);
+    const reader = await signToken(project.jwtSecret, 'reader');
+    const stored = (
+      await fullHistory(server.url, { hash: project.hash, token: reader }, 'general')
+    ).map((m) => ({ seq: m.seq, from: m.from, text: m.payload }));
+    const last = stored.at(-1) as { text: string };
+    await waitForMessage(carol, last.text);
+    assert.deepEqual(await shownMessages(carol), stored, 'what was said before carol came');
+
+    for (const page of [alice, bob, carol]) await waitForUsers(page, ['alice', 'bob', 'carol']);
+    await bob.close();
+    for (const page of [alice, carol]) await waitForUsers(page, ['alice', 'carol']);
   });
 });
