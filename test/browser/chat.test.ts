@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { jwtVerify } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
 import {
@@ -69,6 +70,25 @@ async function startChatBackend(
     });
   });
   return { child, url };
+}
+
+/** Runs server.js, which should stop by itself (it is killed if it does not): code and stderr. */
+async function runChatBackend(
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string }> {
+  const script = fileURLToPath(new URL('examples/chat/server.js', ROOT));
+  const child = spawn(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), WAIT_MS);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, stderr };
 }
 
 /** What each page printed to its console or threw: shown when a wait on it fails. */
@@ -137,6 +157,87 @@ function shownMessages(page: Page): Promise<{ seq: number; from: string; text: s
     })),
   );
 }
+
+describe("the chat example's backend (examples/chat/server.js)", () => {
+  const SECRET = 'the-project-secret-of-the-backend-test';
+  let backend: { child: ChildProcess; url: string } | undefined;
+
+  before(async () => {
+    backend = await startChatBackend({
+      SOCKET_BASE_URL: 'http://127.0.0.1:9',
+      PROJECT_HASH: 'the-hash',
+      PROJECT_SECRET: SECRET,
+      PORT: '0',
+    });
+  });
+  after(() => {
+    backend?.child.kill('SIGTERM');
+  });
+
+  it("POST /token signs an HS256 JWT for the name with the project's secret: sub, iat, exp ten minutes on; a bad name is 400", async () => {
+    const url = (backend as { url: string }).url;
+    const response = await fetch(`${url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: ' ann ' }),
+    });
+    assert.equal(response.status, 200);
+    const { jwt } = (await response.json()) as { jwt: string };
+    const { payload } = await jwtVerify(jwt, new TextEncoder().encode(SECRET), {
+      algorithms: ['HS256'],
+    });
+    const iat = payload.iat as number;
+    assert.equal(payload.sub, 'ann');
+    assert.ok(Math.abs(iat - Date.now() / 1000) < 5, 'iat is now');
+    assert.equal(payload.exp, iat + 600);
+    for (const body of [
+      '{}',
+      '{"name":"  "}',
+      '{"name":42}',
+      `{"name":"${'n'.repeat(65)}"}`,
+      'no json',
+    ]) {
+      const refused = await fetch(`${url}/token`, { method: 'POST', body });
+      assert.equal(refused.status, 400, body);
+      await refused.arrayBuffer();
+    }
+  });
+
+  it("GET /config.json tells the page the socket-base URL and the hash, never the secret; only the page's files are served", async () => {
+    const url = (backend as { url: string }).url;
+    const text = await (await fetch(`${url}/config.json`)).text();
+    assert.deepEqual(JSON.parse(text), { socketBaseUrl: 'http://127.0.0.1:9', hash: 'the-hash' });
+    assert.ok(!text.includes(SECRET));
+    for (const [path, type] of [
+      ['/', 'text/html'],
+      ['/chat.js', 'text/javascript'],
+      ['/style.css', 'text/css'],
+    ] as const) {
+      const page = await fetch(`${url}${path}`);
+      assert.equal(page.status, 200, path);
+      assert.match(page.headers.get('content-type') ?? '', new RegExp(`^${type}`), path);
+      await page.arrayBuffer();
+    }
+    for (const path of ['/server.js', '/public/chat.js', '/..%2fserver.js']) {
+      const refused = await fetch(`${url}${path}`);
+      assert.equal(refused.status, 404, path);
+      await refused.arrayBuffer();
+    }
+  });
+
+  it('without PROJECT_HASH or PROJECT_SECRET, or with a bad PORT, it stops with one line saying why', async () => {
+    for (const [env, says] of [
+      [{ PROJECT_SECRET: 's' }, /PROJECT_HASH and PROJECT_SECRET are required/],
+      [{ PROJECT_HASH: 'h' }, /PROJECT_HASH and PROJECT_SECRET are required/],
+      [{ PROJECT_HASH: 'h', PROJECT_SECRET: 's', PORT: 'eighty' }, /^PORT must be a port number/],
+    ] as const) {
+      const { code, stderr } = await runChatBackend(env);
+      assert.equal(code, 1, stderr);
+      assert.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
+      assert.match(stderr.trim(), says);
+    }
+  });
+});
 
 describe('the chat example in Chromium across a server restart', () => {
   let cwd: string;
