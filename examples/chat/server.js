@@ -26,6 +26,10 @@ if (!PROJECT_HASH || !PROJECT_SECRET) {
   );
   process.exit(1);
 }
+if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
+  console.error(`PORT must be a port number, 0 for any free one (not ${process.env.PORT})`);
+  process.exit(1);
+}
 
 const base64url = (value) => Buffer.from(value).toString('base64url');
 

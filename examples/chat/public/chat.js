@@ -78,7 +78,8 @@ async function start(name) {
   // room.users already holds the change when an event is told (also after a reconnect, when the
   // SDK compares the server's list with what it knew).
   room.on('presence', () => drawUsers(room.users));
-  // The gap could not be replayed: what is on screen may miss messages, so draw from the store.
+  // Draws the latest stored messages, then those delivered live that are newer. On a reset (the
+  // gap could not be replayed) what is on screen may miss messages, so it is drawn again.
   const redrawFromHistory = async () => {
     const { messages } = await room.history({ limit: 100 });
     const newestStored = messages.at(-1)?.seq ?? 0;
@@ -102,6 +103,8 @@ async function start(name) {
   });
   await joined;
   drawUsers(room.users);
+  // What was said before this page came: the latest stored messages, before the live ones.
+  await redrawFromHistory();
 }
 
 $('#room-name').textContent = roomName;
