@@ -60,7 +60,16 @@ export class AdminError extends Error {
 }
 
 export class AdminApi {
-  constructor(readonly token: string) {}
+  /**
+   * @param onUnauthorized called once, on the first 401: the token this tab kept no longer opens
+   * the admin API (the server's ADMIN_TOKEN changed, or the kept one was altered).
+   */
+  constructor(
+    readonly token: string,
+    readonly onUnauthorized?: () => void,
+  ) {}
+
+  #refused = false;
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await fetch(path, {
@@ -73,6 +82,10 @@ export class AdminApi {
     });
     const text = await response.text();
     const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+    if (response.status === 401 && this.onUnauthorized !== undefined && !this.#refused) {
+      this.#refused = true;
+      this.onUnauthorized();
+    }
     if (!response.ok) throw new AdminError(response.status, errorText(parsed, response.status));
     return parsed as T;
   }

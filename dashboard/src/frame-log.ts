@@ -1,6 +1,7 @@
 /**
- * Every WebSocket frame the playground's client sends and receives, with its time. The SDK takes
- * a WebSocket constructor; this one is the browser's own, watched.
+ * Every WebSocket frame the playground's client sends and receives, with its time, and the
+ * closing handshake: the close the client asks for (out) and the one that ends the socket (in).
+ * The SDK takes a WebSocket constructor; this one is the browser's own, watched.
  */
 import { el } from './dom.js';
 
@@ -30,6 +31,16 @@ export class FrameLog {
       constructor(url: string | URL, protocols?: string | string[]) {
         super(url, protocols);
         this.addEventListener('message', (event) => log.add('in', String(event.data)));
+        this.addEventListener('close', (event) =>
+          log.add(
+            'in',
+            `(closed: code ${event.code}${event.reason === '' ? '' : `, ${event.reason}`})`,
+          ),
+        );
+      }
+      override close(code?: number, reason?: string): void {
+        log.add('out', `(close${code === undefined ? '' : `: code ${code}`})`);
+        super.close(code, reason);
       }
       override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
         log.add('out', typeof data === 'string' ? data : '(binary)');

@@ -6,6 +6,7 @@ import { AdminApi } from './admin-api.js';
 import type { App, DashboardConfig, Page } from './app.js';
 import { href, routeOf } from './app.js';
 import { el, replaceChildren } from './dom.js';
+import { MESSAGES } from './messages.js';
 import { historyPage } from './pages/history.js';
 import { playgroundPage } from './pages/playground.js';
 import { projectPage } from './pages/project.js';
@@ -42,6 +43,8 @@ async function start(): Promise<void> {
   // A test (or an impatient operator) may poll faster with `?poll=MS` in the hash; it sticks.
   let pollMs = config.pollMs;
   let leave: (() => void) | undefined;
+  // Why the tab was signed out, shown once on the sign-in page.
+  let signedOutBecause: string | undefined;
   const render = (): void => {
     leave?.();
     leave = undefined;
@@ -50,7 +53,13 @@ async function start(): Promise<void> {
     if (Number.isInteger(asked) && asked >= 50) pollMs = asked;
     const token = savedToken();
     const app: App = {
-      api: new AdminApi(token ?? ''),
+      // A 401 later in the session: the kept token no longer works; back to signing in.
+      api: new AdminApi(token ?? '', () => {
+        if (savedToken() !== token) return;
+        signedOutBecause = MESSAGES.wrongToken;
+        forgetToken();
+        render();
+      }),
       config,
       publicUrl: config.publicUrl ?? location.origin,
       pollMs,
@@ -66,7 +75,9 @@ async function start(): Promise<void> {
     };
     drawNav(token !== null, app);
     if (token === null) {
-      leave = signInPage(app, main, []) ?? undefined;
+      const notice = signedOutBecause;
+      signedOutBecause = undefined;
+      leave = signInPage(app, main, notice === undefined ? [] : [notice]) ?? undefined;
       return;
     }
     const { page, params } = pageOf(parts);

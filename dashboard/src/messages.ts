@@ -11,6 +11,9 @@ export const MESSAGES = {
   confirmRotate:
     'Rotate the secret? Tokens signed with the old one stop working for new connections.',
   unreachable: 'The server did not answer',
+  userRequired: 'User required: name one, or choose every connection of the project',
+  confirmDisconnectAll:
+    'Disconnect every connection of the project? Every client of it is closed and reconnects.',
 } as const;
 
 /** An error as the operator reads it: the server's own text, or why there was none. */

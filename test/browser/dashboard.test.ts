@@ -22,6 +22,18 @@ const FIRST_LOAD_LIMIT = 150 * 1024;
 /** Server data that would run, or break out of an attribute, if it were put in as markup. */
 const HOSTILE = `<script>window.injected = 1</script><img src=x onerror="window.injected=2"> "double" 'single'`;
 const PROJECT_NAME = `shop <b>"bold"</b>`;
+/** The name the project is renamed to, markup and quotes included: it must show as text. */
+const RENAMED = `shop <i>"renamed"</i> & 'co'`;
+/** Where the dashboard keeps the admin token (dashboard/src/session.ts). */
+const TOKEN_KEY = 'socket-base.admin-token';
+const TIME_AXIS = [
+  '\u22125 min',
+  '\u22124 min',
+  '\u22123 min',
+  '\u22122 min',
+  '\u22121 min',
+  'now',
+];
 
 /**
  * What the test reads in the page. Functions, not strings, go to the page: the dashboard's
@@ -29,6 +41,10 @@ const PROJECT_NAME = `shop <b>"bold"</b>`;
  */
 interface PageGlobals {
   injected?: number;
+  sessionStorage: {
+    getItem(key: string): string | null;
+    setItem(key: string, value: string): void;
+  };
   document: {
     querySelector(selector: string): { textContent: string | null } | null;
     querySelectorAll(selector: string): { length: number };
@@ -43,9 +59,12 @@ function figureAbove(start: number): boolean {
   return /\d/.test(text) && Number(text) > start;
 }
 
-/** A Node client on the `ws` package: joins a room and sends into it. */
-async function nodeClient(url: string): Promise<{ send(text: string): void; close(): void }> {
+/** A Node client on the `ws` package: joins a room and sends into it; `closed` once its socket is. */
+async function nodeClient(
+  url: string,
+): Promise<{ send(text: string): void; close(): void; closed: Promise<void> }> {
   const socket = new WebSocket(url);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const frames: { type: string }[] = [];
   const waitFor = (type: string) =>
     new Promise<void>((resolve, reject) => {
@@ -65,7 +84,25 @@ async function nodeClient(url: string): Promise<{ send(text: string): void; clos
   return {
     send: (text) => socket.send(JSON.stringify({ type: 'message', room: 'lobby', payload: text })),
     close: () => socket.close(),
+    closed,
   };
+}
+
+/** The messages/s chart's current-value label and its figure, read at once. */
+function currentLabel(): { label: string; figure: string } {
+  const { document } = globalThis as unknown as PageGlobals;
+  const chart = '[data-chart="messagesPerSecond"]';
+  return {
+    label: document.querySelector(`${chart} svg text.current`)?.textContent ?? '',
+    figure: document.querySelector(`${chart} [data-figure]`)?.textContent ?? '',
+  };
+}
+
+/** Whether the messages/s chart's current-value label shows a number (runs in the page alone). */
+function currentLabelShown(): boolean {
+  const { document } = globalThis as unknown as PageGlobals;
+  const text = document.querySelector('[data-chart="messagesPerSecond"] svg text.current');
+  return /\d/.test(text?.textContent ?? '');
 }
 
 function dashboardSuite(label: string, env: Record<string, string>, screenshots: boolean): void {
@@ -153,6 +190,29 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
       assert.deepEqual(saved.settings.retention, { maxAgeSeconds: 3600, maxMessagesPerRoom: 500 });
     });
 
+    it("renames the project, showing the server's refusals, and the new name as text", async () => {
+      const rename = page.getByRole('button', { name: 'Rename', exact: true });
+      await page.getByLabel('New name').fill('');
+      await rename.click();
+      await page.getByText('Name required').waitFor();
+      await page.getByLabel('New name').fill('x'.repeat(201));
+      await rename.click();
+      await page.getByText('Name too long').waitFor();
+      await page.getByLabel('New name').fill(RENAMED);
+      await rename.click();
+      await page.getByText(`Renamed to ${RENAMED}.`).waitFor();
+      assert.equal(await page.locator('main h1').textContent(), RENAMED);
+      // The delete form now asks for the new name.
+      await page.getByLabel(`Type ${RENAMED} to confirm`).waitFor();
+      assert.equal(await page.locator('main i').count(), 0, 'the name is not markup');
+      const saved = (await (await server.admin('GET', `/admin/projects/${hash}`)).json()) as {
+        name: string;
+      };
+      assert.equal(saved.name, RENAMED);
+      await go('/projects');
+      await page.locator('table').getByText(RENAMED).waitFor();
+    });
+
     it('playground: mints, connects, joins, sends; the frame log and presence show it', async () => {
       await go(`/projects/${hash}/playground`);
       await page.getByLabel('User (sub)').fill('operator');
@@ -188,6 +248,31 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
       bot.close();
     });
 
+    it('playground: leaves the room and closes the connection, both in the frame log', async () => {
+      await page.getByRole('button', { name: 'Leave lobby' }).click();
+      await page.getByText('Left lobby.').waitFor();
+      await page
+        .locator('.frame-log li[data-direction="out"] code', { hasText: '"type":"leave"' })
+        .first()
+        .waitFor();
+      await page.locator('[data-room="lobby"]').waitFor({ state: 'detached' });
+      await page.getByRole('button', { name: 'Close connection' }).click();
+      await page.waitForSelector('[data-state="closed"]');
+      await page.getByText('Connection closed.').waitFor();
+      await page
+        .locator('.frame-log li[data-direction="out"] code', { hasText: '(close' })
+        .first()
+        .waitFor();
+      await page
+        .locator('.frame-log li[data-direction="in"] code', { hasText: '(closed: code 1000' })
+        .first()
+        .waitFor();
+      assert.ok(
+        await page.getByRole('button', { name: 'Connect', exact: true }).isEnabled(),
+        'the playground can connect again',
+      );
+    });
+
     it("a Node client's messages move the live messages/s figure", async () => {
       await go(`/projects/${hash}`);
       const figure = page.locator('[data-figure="messagesPerSecond"]');
@@ -201,6 +286,62 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
       await page.waitForFunction(figureAbove, before);
       await shot('project');
       bot.close();
+    });
+
+    it("labels each chart's time axis (\u22125 min … now) and its current value", async () => {
+      await go(`/projects/${hash}`);
+      for (const chart of ['connections', 'users', 'rooms', 'messagesPerSecond']) {
+        const ticks = page.locator(`[data-chart="${chart}"] svg text.tick`);
+        assert.deepEqual(await ticks.allTextContents(), TIME_AXIS, `${chart}'s time axis`);
+      }
+      await page.waitForFunction(currentLabelShown);
+      const { label, figure } = await page.evaluate(currentLabel);
+      assert.equal(label, figure, 'the current value is labelled on the chart');
+      const named = await page
+        .locator('[data-chart="messagesPerSecond"] svg')
+        .getAttribute('aria-label');
+      assert.match(named ?? '', /over the last 5 minutes, now \d/);
+    });
+
+    it('disconnects a user; an empty user sends nothing; everyone only when chosen and confirmed', async () => {
+      await go(`/projects/${hash}`);
+      const sent: string[] = [];
+      const watch = (request: { url(): string }): void => {
+        if (request.url().endsWith('/disconnect')) sent.push(request.url());
+      };
+      page.on('request', watch);
+      const mint = async (sub: string): Promise<string> =>
+        (
+          (await (
+            await server.admin('POST', `/admin/projects/${hash}/tokens`, { sub })
+          ).json()) as { jwt: string }
+        ).jwt;
+      const alice = await nodeClient(`${server.wsUrl}/ws/${hash}?jwt=${await mint('alice')}`);
+      const bob = await nodeClient(`${server.wsUrl}/ws/${hash}?jwt=${await mint('bob')}`);
+      const disconnect = page.getByRole('button', { name: 'Disconnect', exact: true });
+      const user = page.getByLabel('User', { exact: true });
+      await user.fill('');
+      await disconnect.click();
+      await page.getByText('User required').waitFor();
+      await user.fill('alice');
+      await disconnect.click();
+      await page.getByText('Every connection of alice is being closed.').waitFor();
+      await alice.closed;
+      await page.getByLabel('Every connection of the project').check();
+      assert.ok(await user.isDisabled(), 'the user field is off while everyone is chosen');
+      page.once('dialog', (dialog) => {
+        dialog.dismiss().catch(() => undefined);
+      });
+      await disconnect.click();
+      await page.getByText('Nothing was disconnected.').waitFor();
+      page.once('dialog', (dialog) => {
+        dialog.accept().catch(() => undefined);
+      });
+      await disconnect.click();
+      await page.getByText('Every connection of the project is being closed.').waitFor();
+      await bob.closed;
+      page.off('request', watch);
+      assert.equal(sent.length, 2, 'the empty user and the dismissed confirm sent nothing');
     });
 
     it('lists the room and shows its history as text, hostile payloads included', async () => {
@@ -232,6 +373,24 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
       await shot('server');
     });
 
+    it('signs the tab out when a later admin call answers 401, saying the token is wrong', async () => {
+      await page.evaluate((key) => {
+        (globalThis as unknown as PageGlobals).sessionStorage.setItem(key, 'changed-on-the-server');
+      }, TOKEN_KEY);
+      await go('/projects');
+      await page.waitForSelector('form[aria-label="Sign in"]');
+      await page.getByText('Wrong admin token').waitFor();
+      const kept = await page.evaluate(
+        (key) => (globalThis as unknown as PageGlobals).sessionStorage.getItem(key),
+        TOKEN_KEY,
+      );
+      assert.equal(kept, null, 'the token that no longer works is forgotten');
+      assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
+      await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Projects' }).waitFor();
+    });
+
     it('is readable 390 px wide: nothing wider than the screen', async () => {
       await page.setViewportSize({ width: 390, height: 800 });
       await go(`/projects/${hash}`);
@@ -256,12 +415,12 @@ function dashboardSuite(label: string, env: Record<string, string>, screenshots:
     });
 
     it('deletes the project once its name is typed, and says so', async () => {
-      await page.getByLabel(`Type ${PROJECT_NAME} to confirm`).fill('wrong');
+      await page.getByLabel(`Type ${RENAMED} to confirm`).fill(PROJECT_NAME);
       await page.getByRole('button', { name: 'Delete project' }).click();
       await page.getByText('Type the project name exactly').waitFor();
-      await page.getByLabel(`Type ${PROJECT_NAME} to confirm`).fill(PROJECT_NAME);
+      await page.getByLabel(`Type ${RENAMED} to confirm`).fill(RENAMED);
       await page.getByRole('button', { name: 'Delete project' }).click();
-      await page.getByText(`Project ${PROJECT_NAME} was deleted.`).waitFor();
+      await page.getByText(`Project ${RENAMED} was deleted.`).waitFor();
       assert.equal((await server.admin('GET', `/admin/projects/${hash}`)).status, 404);
     });
   });

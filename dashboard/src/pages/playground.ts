@@ -100,10 +100,12 @@ export const playgroundPage: Page = (app, main, [hash = '']) => {
   });
   disconnect.addEventListener('click', () => {
     client?.close();
+    client = undefined;
     rooms.clear();
     drawPresence();
     connect.disabled = false;
     disconnect.disabled = true;
+    connectStatus.ok('Connection closed.');
   });
   const connectCard = el(
     'section',
@@ -125,6 +127,24 @@ export const playgroundPage: Page = (app, main, [hash = '']) => {
     joinStatus.element,
   );
   const presence = el('div', { class: 'presence', 'aria-live': 'polite' });
+  const leaveButton = (name: string, room: Room): HTMLButtonElement => {
+    const button = el('button', { type: 'button', 'aria-label': `Leave ${name}` }, 'Leave');
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      room
+        .leave()
+        .then(() => {
+          if (rooms.get(name) === room) rooms.delete(name);
+          joinStatus.ok(`Left ${name}.`);
+          drawPresence();
+        })
+        .catch((error: unknown) => {
+          button.disabled = false;
+          joinStatus.fail(errorText(error));
+        });
+    });
+    return button;
+  };
   const drawPresence = (): void => {
     replaceChildren(
       presence,
@@ -134,6 +154,7 @@ export const playgroundPage: Page = (app, main, [hash = '']) => {
           'div',
           { 'data-room': name },
           el('h3', {}, name),
+          leaveButton(name, room),
           el(
             'ul',
             {},

@@ -1,4 +1,7 @@
-/** The project's dangerous buttons: disconnect, rotate the secret, delete. Each says what it did. */
+/**
+ * The project's actions: rename, and the dangerous buttons (disconnect, rotate the secret,
+ * delete). Each says what it did.
+ */
 import type { ProjectDetail } from '../admin-api.js';
 import type { App } from '../app.js';
 import { el, field, replaceChildren, statusLine } from '../dom.js';
@@ -9,16 +12,66 @@ function projectPath(project: ProjectDetail, tail = ''): string {
   return `/admin/projects/${encodeURIComponent(project.hash)}${tail}`;
 }
 
+/**
+ * Renames the project. The name goes to the server as typed and its refusal (`Name required`,
+ * `Name too long`) is shown as it is; `renamed` is told the name the server kept.
+ */
+export function renameForm(
+  app: App,
+  project: ProjectDetail,
+  renamed: (name: string) => void,
+): HTMLElement {
+  const name = field('New name', { name: 'new-name', autocomplete: 'off' });
+  name.input.value = project.name;
+  const status = statusLine();
+  const form = el(
+    'form',
+    { class: 'card', 'aria-label': 'Rename project' },
+    el('h2', {}, 'Rename'),
+    el('div', { class: 'row' }, name.wrapper, el('button', { type: 'submit' }, 'Rename')),
+    status.element,
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    app.api
+      .request<ProjectDetail>('PATCH', projectPath(project), { name: name.input.value })
+      .then((updated) => {
+        renamed(updated.name);
+        status.ok(`Renamed to ${updated.name}.`);
+      })
+      .catch((error: unknown) => {
+        status.fail(describeError(error));
+        name.input.focus();
+      });
+  });
+  return form;
+}
+
+/**
+ * Disconnects one user's connections, or, only when chosen in so many words and confirmed, every
+ * connection of the project. An empty user without that choice sends nothing.
+ */
 export function disconnectForm(app: App, project: ProjectDetail): HTMLElement {
-  const user = field('User (empty: every connection of the project)', { name: 'user' });
+  const user = field('User', { name: 'user' });
+  const everyoneId = `everyone-${project.hash}`;
+  const everyone = el('input', { type: 'checkbox', id: everyoneId, name: 'everyone' });
   const revokeId = `revoke-${project.hash}`;
   const revoke = el('input', { type: 'checkbox', id: revokeId, name: 'revoke' });
   const status = statusLine();
+  everyone.addEventListener('change', () => {
+    user.input.disabled = everyone.checked;
+  });
   const form = el(
     'form',
     { class: 'card', 'aria-label': 'Disconnect' },
     el('h2', {}, 'Disconnect'),
     user.wrapper,
+    el(
+      'div',
+      { class: 'check' },
+      everyone,
+      el('label', { for: everyoneId }, 'Every connection of the project'),
+    ),
     el(
       'div',
       { class: 'check' },
@@ -30,14 +83,24 @@ export function disconnectForm(app: App, project: ProjectDetail): HTMLElement {
   );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
+    const all = everyone.checked;
     const who = user.input.value.trim();
-    const body =
-      who === '' ? { all: true, revoke: revoke.checked } : { user: who, revoke: revoke.checked };
+    if (!all && who === '') {
+      status.fail(MESSAGES.userRequired);
+      user.input.focus();
+      return;
+    }
+    if (all && !confirm(MESSAGES.confirmDisconnectAll)) {
+      status.ok('Nothing was disconnected.');
+      return;
+    }
+    const body = all
+      ? { all: true, revoke: revoke.checked }
+      : { user: who, revoke: revoke.checked };
     app.api
       .request('POST', projectPath(project, '/disconnect'), body)
       .then(() => {
-        const target =
-          who === '' ? 'Every connection of the project' : `Every connection of ${who}`;
+        const target = all ? 'Every connection of the project' : `Every connection of ${who}`;
         status.ok(
           `${target} is being closed${revoke.checked ? '; their tokens are revoked' : ''}.`,
         );
@@ -73,11 +136,16 @@ export function rotateSecret(app: App, project: ProjectDetail): HTMLElement {
   );
 }
 
-export function deleteForm(app: App, project: ProjectDetail): HTMLElement {
+/** Deletes once the project's current name is typed; `renamed` relabels it after a rename. */
+export function deleteForm(
+  app: App,
+  project: ProjectDetail,
+): { element: HTMLElement; renamed(name: string): void } {
   const name = field(`Type ${project.name} to confirm`, {
     name: 'confirm-name',
     autocomplete: 'off',
   });
+  const label = name.wrapper.querySelector('label');
   const status = statusLine();
   const form = el(
     'form',
@@ -106,5 +174,10 @@ export function deleteForm(app: App, project: ProjectDetail): HTMLElement {
       })
       .catch((error: unknown) => status.fail(describeError(error)));
   });
-  return form;
+  return {
+    element: form,
+    renamed(newName) {
+      if (label !== null) label.textContent = `Type ${newName} to confirm`;
+    },
+  };
 }

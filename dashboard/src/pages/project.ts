@@ -3,7 +3,7 @@ import { every, href, type Page } from '../app.js';
 import { StatsCharts } from '../chart.js';
 import { el, formatTime, replaceChildren } from '../dom.js';
 import { describeError } from '../messages.js';
-import { deleteForm, disconnectForm, rotateSecret } from './project-actions.js';
+import { deleteForm, disconnectForm, renameForm, rotateSecret } from './project-actions.js';
 import { settingsForm } from './settings-form.js';
 
 export const projectPage: Page = (app, main, [hash = '']) => {
@@ -14,9 +14,17 @@ export const projectPage: Page = (app, main, [hash = '']) => {
     .project(hash)
     .then((project) => {
       if (left) return;
+      const title = el('h1', {}, project.name);
+      const deletion = deleteForm(app, project);
+      const renamed = (name: string): void => {
+        // The forms read project.name when they act: the delete form asks for the new one.
+        project.name = name;
+        title.textContent = name;
+        deletion.renamed(name);
+      };
       replaceChildren(
         main,
-        el('h1', {}, project.name),
+        title,
         el(
           'p',
           { class: 'meta' },
@@ -35,9 +43,10 @@ export const projectPage: Page = (app, main, [hash = '']) => {
           'div',
           { class: 'columns' },
           settingsForm(app, project),
+          renameForm(app, project, renamed),
           disconnectForm(app, project),
           rotateSecret(app, project),
-          deleteForm(app, project),
+          deletion.element,
         ),
       );
       stop = every(app.pollMs, async () => charts.add(await app.api.stats(hash)));

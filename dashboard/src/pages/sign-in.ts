@@ -1,11 +1,14 @@
-/** Sign in with the admin token; it is checked with one admin call before it is kept. */
+/**
+ * Sign in with the admin token; it is checked with one admin call before it is kept. `notice`:
+ * why the tab was signed out (a later admin call answered 401), shown as the form's error.
+ */
 import { AdminApi, AdminError } from '../admin-api.js';
 import type { Page } from '../app.js';
 import { el, field, replaceChildren, statusLine } from '../dom.js';
 import { describeError, MESSAGES } from '../messages.js';
 import { saveToken } from '../session.js';
 
-export const signInPage: Page = (app, main) => {
+export const signInPage: Page = (app, main, [notice]) => {
   const token = field('Admin token', {
     name: 'token',
     type: 'password',
@@ -36,6 +39,7 @@ export const signInPage: Page = (app, main) => {
         status.fail(unauthorized ? MESSAGES.wrongToken : describeError(error));
       });
   });
+  if (notice !== undefined) status.fail(notice);
   replaceChildren(main, form);
   token.input.focus();
   return undefined;
