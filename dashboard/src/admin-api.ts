@@ -1,3 +1,5 @@
+import type { WireMessage } from '@socket-base/client';
+
 /** The admin API as the dashboard calls it: same origin, the admin token as a bearer token. */
 
 export interface Project {
@@ -40,14 +42,8 @@ export interface RoomSummary {
   present: number;
 }
 
-export interface StoredMessage {
-  id: string;
-  seq: number;
-  room: string;
-  payload: string;
-  from: string;
-  ts: number;
-}
+/** The wire's message, as the SDK's types carry it (type-only: nothing of the SDK is bundled here). */
+export type StoredMessage = WireMessage;
 
 /** A refusal from the server: its status and its error text, shown as they are. */
 export class AdminError extends Error {
