@@ -15,7 +15,7 @@ export const DEFAULT_SIZES: Sizes = {
   fanoutRates: [50, 100, 200, 400, 800, 1600, 3200],
   fanoutRefRate: 50,
   chatRooms: 500,
-  chatRates: [1000, 2000, 4000, 8000, 16000, 32000, 64000],
+  chatRates: [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000],
   chatRefRate: 2000,
   idleConnections: 10000,
   idleRoomSize: 10,

@@ -380,11 +380,176 @@ export function barChecks(cells: Cell[]): BarCheck[] {
   return checks;
 }
 
-export function barTable(cells: Cell[]): string {
+export function barTable(checks: BarCheck[]): string {
   return markdownTable(
     ['requirement', 'measured', 'limit', 'verdict'],
-    barChecks(cells).map((c) => [c.what, c.measured, c.limit, c.verdict]),
+    checks.map((c) => [c.what, c.measured, c.limit, c.verdict]),
   );
+}
+
+function cellOf(cells: Cell[], scenario: ScenarioName, server: ServerName): Cell | undefined {
+  return cells.find((c) => c.scenario === scenario && c.server === server && c.status === 'ok');
+}
+
+function stepsOf(run: CellRun | undefined): StepFigures[] {
+  return (run?.outcome?.steps ?? []) as StepFigures[];
+}
+
+/**
+ * Per run: socket-base's p99 over uWebSockets.js's at every fan-out rate uWebSockets.js sustained
+ * (a rate socket-base did not sustain counts as infinitely worse); the worst ratio of each run.
+ */
+function fanoutLatencyCheck(cells: Cell[]): BarCheck {
+  const what = 'fan-out: p99 at every step uWebSockets.js sustains';
+  const limit = 'at most 1.5 × uWebSockets.js';
+  const mine = cellOf(cells, 'fanout', 'socket-base');
+  const theirs = cellOf(cells, 'fanout', 'uws');
+  if (mine === undefined || theirs === undefined) {
+    return { what, measured: '–', limit, verdict: 'not measured' };
+  }
+  const worst: { ratio: number; rate: number }[] = [];
+  for (const run of mine.runs) {
+    const uws = stepsOf(theirs.runs.find((r) => r.run === run.run));
+    const ours = new Map(stepsOf(run).map((s) => [s.rate, s]));
+    let runWorst = { ratio: 0, rate: 0 };
+    for (const step of uws) {
+      if (!step.sustained || typeof step.p99Ms !== 'number' || step.p99Ms <= 0) continue;
+      const own = ours.get(step.rate);
+      const ratio =
+        own?.sustained === true && typeof own.p99Ms === 'number'
+          ? own.p99Ms / step.p99Ms
+          : Number.POSITIVE_INFINITY;
+      if (ratio > runWorst.ratio) runWorst = { ratio, rate: step.rate };
+    }
+    if (runWorst.rate > 0) worst.push(runWorst);
+  }
+  if (worst.length === 0) return { what, measured: '–', limit, verdict: 'not measured' };
+  worst.sort((a, b) => a.ratio - b.ratio);
+  const middle = worst[Math.floor((worst.length - 1) / 2)] ?? { ratio: 0, rate: 0 };
+  const shown = Number.isFinite(middle.ratio)
+    ? `${middle.ratio.toFixed(2)}×`
+    : 'not sustained by socket-base';
+  return {
+    what,
+    measured: `worst ${shown} at ${format(middle.rate)} msg/s (median of the runs' worst)`,
+    limit,
+    verdict: middle.ratio <= 1.5 ? 'met' : 'not met',
+  };
+}
+
+/** A ratio to the minimal ws server that must hold in every run, not only in the median. */
+function everyRunCheck(
+  cells: Cell[],
+  what: string,
+  scenario: ScenarioName,
+  key: string,
+  limit: number,
+): BarCheck {
+  const limitText = `at most ${limit} × minimal ws, in every run`;
+  const mine = cellOf(cells, scenario, 'socket-base');
+  const theirs = cellOf(cells, scenario, YARDSTICK);
+  const ratios: number[] = [];
+  for (const run of mine?.runs ?? []) {
+    const a = run.outcome?.figures[key];
+    const b = theirs?.runs.find((r) => r.run === run.run)?.outcome?.figures[key];
+    if (typeof a === 'number' && typeof b === 'number' && b > 0) ratios.push(a / b);
+  }
+  if (ratios.length === 0)
+    return { what, measured: '–', limit: limitText, verdict: 'not measured' };
+  return {
+    what,
+    measured: ratios.map((r) => `${r.toFixed(2)}×`).join(', '),
+    limit: limitText,
+    verdict: ratios.every((r) => r <= limit) ? 'met' : 'not met',
+  };
+}
+
+/** The bar of issue 14 (the stored chat path, fan-out latency, idle memory, connect). */
+export function performanceChecks(cells: Cell[]): BarCheck[] {
+  const checks: BarCheck[] = [];
+  const ratioCheck = (
+    what: string,
+    scenario: ScenarioName,
+    key: string,
+    other: ServerName,
+    limit: number,
+    direction: 'at most' | 'at least',
+  ): void => {
+    const mine = figure(cells, scenario, 'socket-base', key);
+    const theirs = figure(cells, scenario, other, key);
+    const limitText = `${direction} ${limit} × ${other === 'uws' ? 'uWebSockets.js' : 'minimal ws'}`;
+    if (mine === undefined || theirs === undefined || theirs.value === 0) {
+      checks.push({ what, measured: '–', limit: limitText, verdict: 'not measured' });
+      return;
+    }
+    const value = mine.value / theirs.value;
+    const met = direction === 'at most' ? value <= limit : value >= limit;
+    checks.push({
+      what,
+      measured: `${value.toFixed(2)}× (${format(mine.value)} vs ${format(theirs.value)})`,
+      limit: limitText,
+      verdict: mine.bound || theirs.bound ? 'client-bound' : met ? 'met' : 'not met',
+    });
+  };
+  ratioCheck('chat: sustained throughput', 'chat', 'sustainedMsgPerSec', YARDSTICK, 1, 'at least');
+  ratioCheck(
+    'chat: CPU per message, at the reference rate',
+    'chat',
+    'cpuUsPerMessage',
+    YARDSTICK,
+    1,
+    'at most',
+  );
+  const half = figure(cells, 'chat', 'socket-base', 'halfP99Ms');
+  checks.push({
+    what: 'chat: p99 at half the sustained rate',
+    measured: half === undefined ? '–' : `${format(half.value)} ms`,
+    limit: 'at most 5 ms',
+    verdict: half === undefined ? 'not measured' : half.value <= 5 ? 'met' : 'not met',
+  });
+  checks.push(fanoutLatencyCheck(cells));
+  ratioCheck(
+    'fan-out: sustained throughput',
+    'fanout',
+    'sustainedMsgPerSec',
+    'uws',
+    0.9,
+    'at least',
+  );
+  ratioCheck(
+    'idle: memory per connection',
+    'idle',
+    'rssKbPerConnection',
+    YARDSTICK,
+    0.75,
+    'at most',
+  );
+  checks.push(everyRunCheck(cells, 'connect: CPU per connect', 'connect', 'cpuUsPerConnect', 0.9));
+  return checks;
+}
+
+/**
+ * One figure of every step, server by server (median over the runs that ran the step); ✗ marks a
+ * step not sustained in most of them. The latency under load that a single column hides.
+ */
+export function stepTable(scenario: ScenarioName, cells: Cell[], key: string): string | undefined {
+  const mine = cells.filter((c) => c.scenario === scenario && c.status === 'ok');
+  const rates = [
+    ...new Set(mine.flatMap((c) => c.runs.flatMap((r) => stepsOf(r).map((s) => s.rate)))),
+  ].sort((a, b) => a - b);
+  if (rates.length === 0) return undefined;
+  const rows = mine.map((cell) => [
+    cell.label,
+    ...rates.map((rate) => {
+      const steps = cell.runs.flatMap((r) => stepsOf(r).filter((s) => s.rate === rate));
+      const values = steps.map((s) => s[key]).filter((v): v is number => typeof v === 'number');
+      const value = median(values);
+      if (value === null) return '';
+      const sustained = steps.filter((s) => s.sustained).length;
+      return `${format(value)}${sustained * 2 > steps.length ? '' : ' ✗'}`;
+    }),
+  ]);
+  return markdownTable(['server', ...rates.map((rate) => `${format(rate)}/s`)], rows);
 }
 
 function cellNotes(cells: Cell[]): string[] {
@@ -415,7 +580,12 @@ export function textReport(results: Results): string {
     const title = results.cells.find((c) => c.scenario === scenario)?.scenarioTitle ?? scenario;
     parts.push(`\n## ${title}\n\n${scenarioTable(scenario, results.cells)}`);
   }
-  parts.push(`\n## The bar (issue 4), socket-base with SQLite\n\n${barTable(results.cells)}`);
+  parts.push(
+    `\n## The bar (issue 4), socket-base with SQLite\n\n${barTable(barChecks(results.cells))}`,
+  );
+  parts.push(`\n## The bar (issue 14)\n\n${barTable(performanceChecks(results.cells))}`);
+  const fanoutSteps = stepTable('fanout', results.cells, 'p99Ms');
+  if (fanoutSteps !== undefined) parts.push(`\n## fan-out p99 ms by step\n\n${fanoutSteps}`);
   const notes = cellNotes(results.cells);
   if (notes.length > 0) parts.push(`\n## Notes\n\n${notes.map((n) => `- ${n}`).join('\n')}`);
   return parts.join('\n');
@@ -580,7 +750,11 @@ export function markdownReport(results: Results, profileText: string | undefined
     '',
     '## The bar (issue 4)',
     '',
-    barTable(results.cells),
+    barTable(barChecks(results.cells)),
+    '',
+    '## The bar (issue 14)',
+    '',
+    barTable(performanceChecks(results.cells)),
     '',
     '![Cost relative to the minimal ws server](benchmarks.svg)',
     '',
@@ -589,6 +763,17 @@ export function markdownReport(results: Results, profileText: string | undefined
   for (const scenario of scenarios) {
     const title = results.cells.find((c) => c.scenario === scenario)?.scenarioTitle ?? scenario;
     lines.push('', `### ${title}`, '', scenarioTable(scenario, results.cells));
+    if (scenario === 'fanout') {
+      const steps = stepTable('fanout', results.cells, 'p99Ms');
+      if (steps !== undefined) {
+        lines.push(
+          '',
+          'p99 publish→receive (ms) at each step, median of the runs that ran it; ✗: not sustained in most of them; empty: the search stopped before it.',
+          '',
+          steps,
+        );
+      }
+    }
   }
   const notes = cellNotes(results.cells);
   if (notes.length > 0) lines.push('', '## Notes', '', ...notes.map((n) => `- ${n}`));
