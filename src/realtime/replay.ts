@@ -105,10 +105,22 @@ export class Replay {
         this.#sent = message.seq;
       }
       if (this.#sent >= this.last || this.#cancelled) return;
-      const from = this.#sent + 1;
-      page = await this.#read(from, Math.min(this.last, from + this.#options.pageSize - 1));
-      // What the store no longer has (removed while the replay ran) cannot be sent: go on after it.
+      page = await this.#nextPage(this.#sent + 1);
       if (page.length === 0) return;
     }
+  }
+
+  /**
+   * The next page from `from` on. What the store no longer has (retention removed it while the
+   * replay ran: the oldest first) cannot be sent, but what it still has after it must be: an empty
+   * window moves on to the next one instead of ending the replay.
+   */
+  async #nextPage(from: number): Promise<RoomMessage[]> {
+    const size = this.#options.pageSize;
+    for (let start = from; start <= this.last && !this.#cancelled; start += size) {
+      const page = await this.#read(start, Math.min(this.last, start + size - 1));
+      if (page.length > 0) return page;
+    }
+    return [];
   }
 }

@@ -88,4 +88,36 @@ describe('Replay: the stored messages after a position, in pages, paced by the b
     await running;
     assert.deepEqual(target.sent, []);
   });
+
+  it('a purge that removes whole pages while the replay runs skips them and still sends what is left after them', async () => {
+    const removed: number[] = [];
+    const { read } = store(600, removed);
+    const target = new Target();
+    const replay = new Replay(target, 0, 600, read, prepareText, OPTIONS);
+    const first = await replay.firstPage();
+    assert.ok(first);
+    // After the first page was read, retention removes seqs 1-350: pages 101-200 … 301-400 are hit.
+    for (let seq = 1; seq <= 350; seq++) removed.push(seq);
+    await replay.run(first);
+    assert.deepEqual(target.sent, [
+      ...Array.from({ length: 100 }, (_, i) => i + 1),
+      ...Array.from({ length: 250 }, (_, i) => i + 351),
+    ]);
+  });
+
+  it('a purge of everything after the first page ends the replay with nothing more sent', async () => {
+    const removed: number[] = [];
+    const { read, ranges } = store(300, removed);
+    const target = new Target();
+    const replay = new Replay(target, 0, 300, read, prepareText, OPTIONS);
+    const first = await replay.firstPage();
+    assert.ok(first);
+    for (let seq = 1; seq <= 300; seq++) removed.push(seq);
+    await replay.run(first);
+    assert.deepEqual(
+      target.sent,
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(ranges.at(-1), [201, 300], 'it looked up to last, no further');
+  });
 });
