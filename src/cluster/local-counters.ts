@@ -83,6 +83,13 @@ class SecondRing {
     this.#counts[slot] = (this.#counts[slot] ?? 0) + count;
   }
 
+  /** The newest second counted (-1: none). */
+  get newest(): number {
+    let newest = -1;
+    for (const at of this.#seconds) if (at > newest) newest = at;
+    return newest;
+  }
+
   /** The sum over the window ending with `second` (that second included). */
   sum(second: number): number {
     let total = 0;
@@ -97,8 +104,22 @@ class SecondRing {
 export class StoredRates {
   readonly #projects = new Map<string, SecondRing>();
   readonly #all = new SecondRing();
+  #sweptAt = -1;
+
+  /** Projects with a ring (those that stored in the last window, and some just before). */
+  get tracked(): number {
+    return this.#projects.size;
+  }
 
   record(project: string, count: number, second: number): void {
+    // Once a window, the rings of projects quiet for a whole window go (a deleted project's too):
+    // they would only ever answer 0, and tenants come and go.
+    if (second - this.#sweptAt >= STORED_WINDOW_S) {
+      this.#sweptAt = second;
+      for (const [hash, ring] of this.#projects) {
+        if (ring.newest <= second - STORED_WINDOW_S) this.#projects.delete(hash);
+      }
+    }
     let ring = this.#projects.get(project);
     if (!ring) {
       ring = new SecondRing();
