@@ -36,22 +36,25 @@ export class Gateway {
       this.#events.onRefused(auth.error, address);
       return { ok: false, message: spec.message, code: spec.close };
     }
+    // The project's own copy of its hash, shared by its sessions: the one decoded from this
+    // socket's path would be a string per connection (or a slice that keeps the whole URL).
+    const project = auth.project.hash;
     const { projectLimits } = this.#context;
-    const counted = projectLimits.admit(hash, auth.sub);
+    const counted = projectLimits.admit(project, auth.sub);
     const admission = typeof counted === 'string' ? counted : await counted;
     if (admission !== 'admitted') {
       const spec = ERRORS.tooManyConnections;
-      this.#events.onRefused('tooManyConnections', address, hash);
+      this.#events.onRefused('tooManyConnections', address, project);
       return { ok: false, message: spec.message, code: spec.close };
     }
-    const session = new Session(connection, hash, auth.sub, this.#context, auth);
+    const session = new Session(connection, project, auth.sub, this.#context, auth);
     session.counted();
     // The hub greets the session in the turn it joins the project's members, and leaves nothing
     // behind when it cannot (the transport then closes the socket with 1011).
     try {
       await this.#context.hub.add(session);
     } catch (error) {
-      projectLimits.release(hash, auth.sub);
+      projectLimits.release(project, auth.sub);
       throw error;
     }
     this.#events.onOpen(session, address);

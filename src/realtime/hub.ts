@@ -18,8 +18,10 @@ export interface Member extends ReplayTarget {
   readonly user: string;
   /** When its token was issued (`iat`, epoch s; undefined: no `iat`), for revocations. */
   readonly issuedAtS: number | undefined;
-  /** The rooms it asked to be in (a join still pending included); empty once it is gone. */
-  readonly rooms: ReadonlySet<string> | ReadonlyMap<string, unknown>;
+  /** Whether it asked to be in the room (a join still pending included); false once it is gone. */
+  inRoom(room: string): boolean;
+  /** The rooms it asked to be in (a join still pending included); none once it is gone. */
+  roomNames(): Iterable<string>;
   /**
    * Called once, as the member starts receiving its project's broadcasts, in the same turn: its
    * first frame must go out now, so that nothing delivered can come before it.
@@ -111,7 +113,7 @@ export class Hub {
   remove(member: Member): void {
     const index = this.#projects.get(member.project);
     if (index === undefined || !index.members.delete(member)) return;
-    for (const room of member.rooms.keys()) this.leave(member, room);
+    for (const room of member.roomNames()) this.leave(member, room);
     this.#releaseIfEmpty(member.project, index);
   }
 

@@ -140,7 +140,7 @@ export class Room {
 
   #begin(member: Member, since: number | undefined, answer: JoinAnswer): Promise<void> | undefined {
     // The member may have left, or gone, while the room started flowing.
-    if (!member.rooms.has(this.name)) return undefined;
+    if (!member.inRoom(this.name)) return undefined;
     const last = this.stream.position ?? 0;
     if (
       since === undefined ||
@@ -156,7 +156,7 @@ export class Room {
     const replay = this.#recover(member, since, last);
     return replay.firstPage().then(
       (first) => {
-        if (replay.cancelled || !member.rooms.has(this.name)) {
+        if (replay.cancelled || !member.inRoom(this.name)) {
           this.#end(member);
           return;
         }

@@ -57,7 +57,7 @@ const OPEN_GRANT: TokenGrant = {
   permissions: RoomPermissions.UNRESTRICTED,
 };
 
-/** Bits of what a connection is in a room (Session.rooms). */
+/** Bits of what a connection is in a room (see Session's rooms). */
 const PRESENT = 1;
 const WATCHING = 2;
 
@@ -74,9 +74,13 @@ export class Session implements Member, ClientHandler, Expiring {
   readonly id = randomUUID();
   /**
    * The rooms it asked to be in, each with what it is there (PRESENT, WATCHING bits; 0 while the
-   * join waits): one map, so that an idle connection pays for no set beside it.
+   * join waits). Most connections are in one room: it is held in two fields (`#room`, `#roomBits`),
+   * and a Map (`#rooms`, in join order) only from the second room on, kept from then on. A Map of
+   * one room costs an idle connection about 250 bytes.
    */
-  readonly rooms = new Map<string, number>();
+  #room: string | undefined;
+  #roomBits = 0;
+  #rooms: Map<string, number> | undefined;
   /** Counted in its project's connections until it ends. */
   #counted = false;
   readonly project: string;
@@ -223,6 +227,57 @@ export class Session implements Member, ClientHandler, Expiring {
     this.#context.onClosed(this);
   }
 
+  /** Whether it asked to be in the room (a join still waiting included); false once it is gone. */
+  inRoom(room: string): boolean {
+    const rooms = this.#rooms;
+    return rooms === undefined ? this.#room === room : rooms.has(room);
+  }
+
+  /** The rooms it asked to be in, in join order (a copy: leaving them while going is safe). */
+  roomNames(): string[] {
+    const rooms = this.#rooms;
+    if (rooms !== undefined) return [...rooms.keys()];
+    return this.#room === undefined ? [] : [this.#room];
+  }
+
+  #roomCount(): number {
+    return this.#rooms?.size ?? (this.#room === undefined ? 0 : 1);
+  }
+
+  #roomBitsOf(room: string): number {
+    const rooms = this.#rooms;
+    if (rooms !== undefined) return rooms.get(room) ?? 0;
+    return this.#room === room ? this.#roomBits : 0;
+  }
+
+  #setRoom(room: string, bits: number): void {
+    const rooms = this.#rooms;
+    if (rooms !== undefined) {
+      rooms.set(room, bits);
+    } else if (this.#room === undefined || this.#room === room) {
+      this.#room = room;
+      this.#roomBits = bits;
+    } else {
+      // A second room: from now on every room is in the Map, the first one first.
+      this.#rooms = new Map([
+        [this.#room, this.#roomBits],
+        [room, bits],
+      ]);
+      this.#room = undefined;
+      this.#roomBits = 0;
+    }
+  }
+
+  #deleteRoom(room: string): void {
+    const rooms = this.#rooms;
+    if (rooms !== undefined) {
+      rooms.delete(room);
+    } else if (this.#room === room) {
+      this.#room = undefined;
+      this.#roomBits = 0;
+    }
+  }
+
   /** Handles one frame; returns a promise only when later frames must wait for this one. */
   #handle(text: string): Promise<void> | undefined {
     const parsed = parseClientFrame(text, this.#context.limits);
@@ -324,7 +379,7 @@ export class Session implements Member, ClientHandler, Expiring {
   }
 
   #message(room: string, payload: string, key: string | undefined, ref: Ref | undefined): void {
-    if (!this.rooms.has(room)) {
+    if (!this.inRoom(room)) {
       this.#sendError('notMember', ref);
       return;
     }
@@ -359,15 +414,15 @@ export class Session implements Member, ClientHandler, Expiring {
     watch: boolean,
     ref: Ref | undefined,
   ): Promise<void> | undefined {
-    if (!this.rooms.has(room)) {
-      if (this.rooms.size >= this.#context.limits.maxRoomsPerConnection) {
+    if (!this.inRoom(room)) {
+      if (this.#roomCount() >= this.#context.limits.maxRoomsPerConnection) {
         this.#sendError('tooManyRooms', ref);
         return undefined;
       }
-      this.rooms.set(room, 0);
+      this.#setRoom(room, 0);
     }
     const answer = (seq: number, recovered: boolean | undefined): Promise<void> | undefined => {
-      if (!this.#open || !this.rooms.has(room)) return undefined;
+      if (!this.#open || !this.inRoom(room)) return undefined;
       const joined: ServerFrame =
         recovered === undefined
           ? { type: 'joined', room, seq }
@@ -390,22 +445,22 @@ export class Session implements Member, ClientHandler, Expiring {
    */
   #beginPresence(room: string, watch: boolean): Promise<void> | undefined {
     const { presence } = this.#context;
-    const was = this.rooms.get(room) ?? 0;
+    const was = this.#roomBitsOf(room);
     if ((was & PRESENT) === 0) presence.enter(this.project, room, this.user);
-    this.rooms.set(room, watch ? PRESENT | WATCHING : PRESENT);
+    this.#setRoom(room, watch ? PRESENT | WATCHING : PRESENT);
     if (!watch) {
       if ((was & WATCHING) !== 0) presence.unwatch(this, room);
       return undefined;
     }
     return presence.watch(this, room, (page) => {
-      if (this.#open && this.rooms.has(room)) this.#send(presenceFrame(room, page, undefined));
+      if (this.#open && this.inRoom(room)) this.#send(presenceFrame(room, page, undefined));
     });
   }
 
   /** The membership ends (a leave, or a join that failed): no longer present, no more events. */
   #leave(room: string): void {
-    const was = this.rooms.get(room) ?? 0;
-    this.rooms.delete(room);
+    const was = this.#roomBitsOf(room);
+    this.#deleteRoom(room);
     this.#context.hub.leave(this, room);
     this.#forget(room, was);
   }
@@ -421,8 +476,12 @@ export class Session implements Member, ClientHandler, Expiring {
    * project's count; its rooms are then forgotten, so that a join still waiting finds it gone.
    */
   #release(): void {
-    for (const [room, was] of this.rooms) this.#forget(room, was);
-    this.rooms.clear();
+    const rooms = this.#rooms;
+    if (rooms !== undefined) for (const [room, was] of rooms) this.#forget(room, was);
+    else if (this.#room !== undefined) this.#forget(this.#room, this.#roomBits);
+    this.#rooms = undefined;
+    this.#room = undefined;
+    this.#roomBits = 0;
     if (this.#counted) {
       this.#counted = false;
       this.#context.projectLimits.release(this.project, this.user);
@@ -430,7 +489,7 @@ export class Session implements Member, ClientHandler, Expiring {
   }
 
   #presence(room: string, ref: Ref | undefined): void {
-    if (!this.rooms.has(room)) {
+    if (!this.inRoom(room)) {
       this.#sendError('notMember', ref);
       return;
     }

@@ -41,6 +41,11 @@ export class CorkQueue {
 
 /** What the connections of one transport share: one object per transport, a pointer per socket. */
 export interface TransportShared {
+  /**
+   * The open sockets (ws's `clientTracking` is off: it would give each socket a closure and a
+   * second `close` listener of its own); a socket leaves on its `close` event.
+   */
+  readonly sockets: Set<WebSocket>;
   readonly counts: { framesIn: number; framesOut: number };
   readonly corks: CorkQueue;
   /** RATE_BURST: frames that may wait for admission. */
@@ -70,8 +75,12 @@ export class WsConnection implements Connection {
   handler: ClientHandler | undefined;
   early: readonly EarlyFrame[] | undefined = [];
   closed = false;
-  /** A ping went out and neither a pong nor any frame came back since. */
-  awaitingPong = false;
+  /**
+   * The network socket's bytesRead when the last ping went out (-1: none yet). Unchanged at the
+   * next heartbeat: neither a pong nor any frame came back since. Read from the socket rather than
+   * set by a `pong` listener, so that a socket carries no listener for it.
+   */
+  pingedAt = -1;
   /** Its address's count, when MAX_CONNECTIONS_PER_IP is set; given back when the socket goes. */
   slot: AddressSlot | undefined;
 
@@ -157,6 +166,11 @@ export class WsConnection implements Connection {
     this.#socket.close(code, reason);
   }
 
+  /** Bytes read from the client so far, frames and pongs alike (the heartbeat compares them). */
+  get bytesRead(): number {
+    return this.#net.bytesRead;
+  }
+
   /** What earlier turns left unsent: the client is not reading fast enough. */
   get backlog(): number {
     return this.#socket.bufferedAmount - this.#heldThisTurn;
@@ -173,14 +187,9 @@ type EventEmitterOf<T> = { on(event: string, listener: (this: T, ...args: never[
 function onMessage(this: TrackedSocket, data: Buffer, isBinary: boolean): void {
   const connection = this[STATE];
   connection.shared.counts.framesIn++;
-  connection.awaitingPong = false;
   const early = connection.early;
   if (early !== undefined) connection.hold(early, data, isBinary);
   else connection.receive(data, isBinary);
-}
-
-function onPong(this: TrackedSocket): void {
-  this[STATE].awaitingPong = false;
 }
 
 function onError(this: TrackedSocket, error: Error): void {
@@ -190,6 +199,7 @@ function onError(this: TrackedSocket, error: Error): void {
 function onClose(this: TrackedSocket): void {
   const connection = this[STATE];
   connection.closed = true;
+  connection.shared.sockets.delete(this);
   connection.shared.onGone(connection);
   connection.handler?.onClose();
 }
@@ -202,10 +212,11 @@ export function track(
 ): WsConnection {
   const connection = new WsConnection(socket, shared, slot);
   const tracked = Object.assign(socket, { [STATE]: connection }) as EventEmitterOf<TrackedSocket>;
+  // Three listeners, no more: the socket's `_events` is a dictionary that grows with each event.
   tracked.on('message', onMessage);
-  tracked.on('pong', onPong);
   tracked.on('error', onError);
   tracked.on('close', onClose);
+  shared.sockets.add(socket);
   return connection;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The two internals of `ws` the transport relies on, beyond its typed API: `Sender.frame` (to frame
- * a message once for many sockets) and `_socket` (to write prepared frames to the network socket).
+ * a message once for many sockets) and `_socket` (to write prepared frames to the network socket,
+ * and read its bytesRead for the heartbeat).
  * They are checked at start-up and at the first socket, so that a `ws` release that moves them
  * fails at once with a message saying so, instead of sending broken frames.
  */
@@ -60,14 +61,15 @@ export function checkSender(module: unknown, installed: string): Framer {
   return sender as Framer;
 }
 
-/** `socket._socket`, once it is seen to be a network socket that corks; throws otherwise. */
+/** `socket._socket`, once it is seen to be a network socket that corks and counts what it read; throws otherwise. */
 export function checkNetSocket(socket: unknown, installed: string): Socket {
   const net = (socket as { _socket?: Partial<Socket> })._socket;
   const corks =
     typeof net?.cork === 'function' &&
     typeof net.uncork === 'function' &&
     typeof net.write === 'function' &&
-    typeof net.writableCorked === 'number';
+    typeof net.writableCorked === 'number' &&
+    typeof net.bytesRead === 'number';
   if (!corks) throw broken('WebSocket._socket', installed);
   return net as Socket;
 }

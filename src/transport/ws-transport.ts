@@ -66,9 +66,12 @@ export class WsTransport {
   readonly #server = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
-    clientTracking: true,
+    // The transport keeps its own set (TransportShared.sockets), removed from by the one `close`
+    // listener every socket shares: ws's tracking adds a closure and a listener per socket.
+    clientTracking: false,
     maxPayload: 0,
   });
+  readonly #sockets = new Set<WebSocket>();
   readonly #options: WsTransportOptions;
   readonly #admit: Admit;
   readonly #heartbeat: NodeJS.Timeout;
@@ -92,6 +95,7 @@ export class WsTransport {
     );
     const perAddress = this.#perAddress;
     this.#shared = {
+      sockets: this.#sockets,
       counts: options.counts,
       corks: new CorkQueue(),
       maxEarlyFrames: options.maxEarlyFrames,
@@ -113,7 +117,7 @@ export class WsTransport {
   }
 
   get size(): number {
-    return this.#server.clients.size;
+    return this.#sockets.size;
   }
 
   /** Refuses new sockets from now on (shutdown). */
@@ -126,7 +130,7 @@ export class WsTransport {
     this.#accepting = false;
     clearInterval(this.#heartbeat);
     this.#deadlines.stop();
-    const sockets = [...this.#server.clients];
+    const sockets = [...this.#sockets];
     for (const socket of sockets) socket.close(code, reason);
     const gone = Promise.all(
       sockets.map(
@@ -143,7 +147,7 @@ export class WsTransport {
     });
     await Promise.race([gone, late]);
     clearTimeout(timer);
-    for (const socket of this.#server.clients) socket.terminate();
+    for (const socket of this.#sockets) socket.terminate();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
@@ -166,7 +170,7 @@ export class WsTransport {
       return;
     }
     // Counted before anything is looked up: a refusal here costs no store or token work.
-    if (this.#server.clients.size >= this.#options.maxConnections) {
+    if (this.#sockets.size >= this.#options.maxConnections) {
       this.#refuse(socket, 'serverAtCapacity');
       this.#options.onRefused('capacity', '');
       return;
@@ -236,14 +240,16 @@ export class WsTransport {
   }
 
   #beat(): void {
-    for (const socket of this.#server.clients) {
+    for (const socket of this.#sockets) {
       const connection = connectionOf(socket);
       if (connection === undefined) continue;
-      if (connection.awaitingPong) {
+      // Nothing came back since the last ping, not even a pong: the client is gone.
+      const read = connection.bytesRead;
+      if (read === connection.pingedAt) {
         socket.terminate();
         continue;
       }
-      connection.awaitingPong = true;
+      connection.pingedAt = read;
       socket.ping();
     }
   }

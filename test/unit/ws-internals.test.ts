@@ -44,7 +44,7 @@ describe('ws internals the transport relies on', () => {
   it('a WebSocket whose network socket is not in _socket fails naming ws and both versions', () => {
     assert.throws(() => checkNetSocket({}, '9.9.9'), /WebSocket\._socket.*ws 8\.23\.0/);
     assert.throws(() => checkNetSocket({ _socket: { write() {} } }, '9.9.9'), NAMES_WS);
-    const net = { cork() {}, uncork() {}, write() {}, writableCorked: 0 };
+    const net = { cork() {}, uncork() {}, write() {}, writableCorked: 0, bytesRead: 0 };
     assert.equal(checkNetSocket({ _socket: net }, '9.9.9'), net);
   });
 });
