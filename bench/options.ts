@@ -97,6 +97,8 @@ export interface Options {
   docs: boolean;
   /** Run nothing: print and publish the figures of bench/results/latest.json again. */
   report: boolean;
+  /** socket-base settings beside the bench's own (`--set=WRITE_WINDOW_MS=0`), for experiments. */
+  settings: Record<string, string>;
   sizes: Sizes;
 }
 
@@ -111,6 +113,8 @@ export const USAGE = `Usage: npm run bench -- [options]
                           node --cpu-prof in these scenarios (default fanout), not counted;
                           prints the top frames
   --no-docs               do not rewrite docs/benchmarks.md and docs/benchmarks.svg
+  --set=NAME=VALUE        a socket-base setting for this run (repeatable), e.g.
+                          --set=WRITE_WINDOW_MS=0; the report lists it with the others
   --report                run nothing: print the figures of bench/results/latest.json again
                           and rewrite the docs from them
   --SIZE=VALUE            any size, e.g. --fanout-members=500 --chat-rates=500,1000 --step-ms=2000
@@ -147,6 +151,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     profile: [],
     docs: !smoke,
     report: false,
+    settings: {},
     sizes: structuredClone(smoke ? SMOKE_SIZES : DEFAULT_SIZES),
   };
   for (const arg of argv) {
@@ -183,6 +188,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
       case 'profile':
         options.profile = list(value, SCENARIO_NAMES, 'scenario');
         break;
+      case 'set': {
+        const setting = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(value);
+        if (setting === null) throw new Error(`--set wants NAME=VALUE, not "${value}"`);
+        options.settings[setting[1] ?? ''] = setting[2] ?? '';
+        break;
+      }
       default: {
         const key = camel(name) as keyof Sizes;
         if (!(key in DEFAULT_SIZES)) throw new Error(`unknown option --${name}\n\n${USAGE}`);

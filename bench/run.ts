@@ -334,6 +334,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  Object.assign(SOCKET_BASE_SETTINGS, options.settings);
   if (options.report) {
     // Only the report: from the figures of the last full run, no server started.
     const results = JSON.parse(readFileSync(join(RESULTS_DIR, 'latest.json'), 'utf8')) as Results;

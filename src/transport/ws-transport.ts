@@ -29,6 +29,8 @@ export type TransportRefusal = 'capacity' | 'per_ip' | 'handshake_timeout' | 'ea
 export interface WsTransportOptions {
   maxFrameBytes: number;
   heartbeatMs: number;
+  /** WRITE_WINDOW_MS (see CorkQueue). */
+  writeWindowMs: number;
   /** Proxies whose X-Forwarded-For names the client (TRUST_PROXY). */
   trustProxy: string[];
   /** Whether logs want each client's address (it costs a system call; the per-IP limit needs it). */
@@ -97,7 +99,7 @@ export class WsTransport {
     this.#shared = {
       sockets: this.#sockets,
       counts: options.counts,
-      corks: new CorkQueue(),
+      corks: new CorkQueue(options.writeWindowMs),
       maxEarlyFrames: options.maxEarlyFrames,
       onError: options.onError,
       onEarlyOverflow: () => options.onRefused('early_frames', ''),
