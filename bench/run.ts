@@ -3,7 +3,7 @@
  * with the load workers, stops it by PID; then prints the comparison, writes the raw figures to
  * bench/results/latest.json and (not in smoke mode) regenerates docs/benchmarks.md and .svg.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoadPool } from './load/pool.js';
@@ -159,13 +159,19 @@ async function runCell(
   }
 }
 
-function newestProfile(dir: string): string | undefined {
+/**
+ * The main thread's profile in `dir`: Node names each `CPU.<date>.<time>.<pid>.<thread>.<seq>`,
+ * and a worker thread (SQLite's checkpointer, the opt-in store worker) writes its own beside it.
+ * Thread 0 is the main thread; without one, the largest file.
+ */
+function mainThreadProfile(dir: string): string | undefined {
   try {
-    const files = readdirSync(dir)
-      .filter((f) => f.endsWith('.cpuprofile'))
-      .sort();
-    const last = files.at(-1);
-    return last === undefined ? undefined : join(dir, last);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    const main = files.filter((f) => f.split('.').at(-3) === '0').sort();
+    const bySize = (a: string, b: string): number =>
+      statSync(join(dir, b)).size - statSync(join(dir, a)).size;
+    const picked = main.at(-1) ?? files.sort(bySize)[0];
+    return picked === undefined ? undefined : join(dir, picked);
   } catch {
     return undefined;
   }
@@ -225,7 +231,7 @@ async function bench(options: Options): Promise<number> {
     mkdirSync(dir, { recursive: true });
     log(`${plan.scenario.name} / ${plan.server.name}: profiled run (not counted)`);
     await runCell(plan, options, pool, 0, dir).catch(() => undefined);
-    const file = newestProfile(dir);
+    const file = mainThreadProfile(dir);
     if (file === undefined) {
       log(`${plan.scenario.name} / ${plan.server.name}: no profile was written`);
       continue;
