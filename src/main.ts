@@ -229,7 +229,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     presence,
     projectLimits,
     expiry,
-    authenticate: (hash, token) => projects.authenticate(hash, token),
+    authenticate: (hash, token) => projects.authenticate(hash, token, false),
     limits: config,
     onError: (code) => metrics.errors.inc({ message: ERRORS[code].message }),
     onClosed: (session) => {

@@ -30,7 +30,8 @@ export class Gateway {
     token: string,
     address: string,
   ): Promise<Admission> => {
-    const auth = await this.#projects.authenticate(hash, token);
+    // A connection's token is checked once (a refresh brings another): it is not kept.
+    const auth = await this.#projects.authenticate(hash, token, false);
     if (!auth.ok) {
       const spec = ERRORS[auth.error];
       this.#events.onRefused(auth.error, address);

@@ -320,7 +320,11 @@ export class Projects {
     }
   }
 
-  async authenticate(hash: string, token: string): Promise<Authentication> {
+  /**
+   * Checks a token of the project: from the verified tokens kept for it when it is one of them,
+   * else verified (and kept, unless `remember` is false: a WebSocket's token, checked once).
+   */
+  async authenticate(hash: string, token: string, remember = true): Promise<Authentication> {
     let cached: CachedProject | undefined;
     try {
       cached = await this.#lookup(hash);
@@ -342,8 +346,10 @@ export class Projects {
     if (!check.ok) return check;
     if (isRevoked(cached.revocations, check.sub, check.issuedAtS)) return REVOKED;
     const { sub, expiresAtMs, issuedAtS, permissions } = check;
-    if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
-    cached.tokens.set(token, { sub, expiresAtMs, issuedAtS, permissions });
+    if (remember) {
+      if (cached.tokens.size >= MAX_CACHED_TOKENS_PER_PROJECT) cached.tokens.clear();
+      cached.tokens.set(token, { sub, expiresAtMs, issuedAtS, permissions });
+    }
     return { ok: true, project: cached.project, sub, expiresAtMs, issuedAtS, permissions };
   }
 
