@@ -171,4 +171,25 @@ describe('Projects.authenticate: claims compiled once per verified token', () =>
       await bus.close();
     }
   });
+
+  it("a WebSocket's token (remember false) is verified every time and not kept; one kept by an HTTP call is used", async () => {
+    const store = SqliteStore.open(':memory:');
+    const bus = new MemoryBus();
+    try {
+      const projects = new Projects(store, bus, { clockToleranceMs: 0, requireExp: false });
+      const project = await projects.create('claims');
+      const token = signClaims(project.jwtSecret, { sub: 'bob', rooms: ['chat:*'] });
+      const first = await projects.authenticate(project.hash, token, false);
+      const second = await projects.authenticate(project.hash, token, false);
+      assert.ok(first.ok && second.ok);
+      assert.notEqual(second.permissions, first.permissions, 'verified again, not kept');
+      const kept = await projects.authenticate(project.hash, token);
+      const socket = await projects.authenticate(project.hash, token, false);
+      assert.ok(kept.ok && socket.ok);
+      assert.equal(socket.permissions, kept.permissions, 'taken from what the HTTP call kept');
+    } finally {
+      await store.close();
+      await bus.close();
+    }
+  });
 });
