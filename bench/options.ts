@@ -97,7 +97,7 @@ export interface Options {
   docs: boolean;
   /** Run nothing: print and publish the figures of bench/results/latest.json again. */
   report: boolean;
-  /** socket-base settings beside the bench's own (`--set=WRITE_WINDOW_MS=0`), for experiments. */
+  /** socket-base settings beside the bench's own (`--set=SQLITE_WORKER=on`), for experiments. */
   settings: Record<string, string>;
   sizes: Sizes;
 }
@@ -114,7 +114,7 @@ export const USAGE = `Usage: npm run bench -- [options]
                           prints the top frames
   --no-docs               do not rewrite docs/benchmarks.md and docs/benchmarks.svg
   --set=NAME=VALUE        a socket-base setting for this run (repeatable), e.g.
-                          --set=WRITE_WINDOW_MS=0; the report lists it with the others
+                          --set=SQLITE_WORKER=on; the report lists it with the others
   --report                run nothing: print the figures of bench/results/latest.json again
                           and rewrite the docs from them
   --SIZE=VALUE            any size, e.g. --fanout-members=500 --chat-rates=500,1000 --step-ms=2000

@@ -25,8 +25,6 @@ export interface Config {
   rateBurst: number;
   slowConsumerBytes: number;
   heartbeatMs: number;
-  /** WRITE_WINDOW_MS: a socket written within this of its last write waits for it to pass. */
-  writeWindowMs: number;
   shutdownDelayMs: number;
   /** Bounds the whole drain after SIGTERM/SIGINT; a second signal ends it at once. */
   shutdownTimeoutMs: number;
@@ -205,7 +203,6 @@ export function loadConfig(env: Env = process.env): Config {
     rateBurst: integer(env, 'RATE_BURST', Math.max(2000, rateLimit), 1, 10_000_000),
     slowConsumerBytes: integer(env, 'SLOW_CONSUMER_BYTES', 8_388_608, 1024, 2 ** 40),
     heartbeatMs: integer(env, 'HEARTBEAT_MS', 30000, 50, 3_600_000),
-    writeWindowMs: integer(env, 'WRITE_WINDOW_MS', 4, 0, 1000),
     shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 1000, 0, 600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 3_600_000),
     maxConnections: integer(env, 'MAX_CONNECTIONS', 100_000, 1, 10_000_000),

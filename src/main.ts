@@ -304,7 +304,6 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const transport = new WsTransport(httpServer, gateway.admit, {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatMs: config.heartbeatMs,
-    writeWindowMs: config.writeWindowMs,
     trustProxy: config.trustProxy,
     addresses: logger.isLevelEnabled('debug'),
     maxConnections: config.maxConnections,

@@ -16,85 +16,25 @@ export interface AddressSlot {
   count: number;
 }
 
-/** How many recent flushes remember when they ran (a connection's last one is looked up). */
-const FLUSH_TIMES = 64;
-
 /**
  * Writes to many sockets within one turn of the event loop are coalesced: a socket is corked on its
  * first prepared frame and every corked socket is uncorked once, on the next turn, so a burst of
- * frames to one client costs one write to the network rather than one per frame. A socket that was
- * flushed less than `windowMs` ago stays corked until that window has passed: one that receives
- * frames faster than that (a member of a busy room) gets them several to a write, which costs the
- * same system call as one; one that receives now and then (most clients) still gets each frame on
- * the next turn. A direct answer to the client (`joined`, an ack, an error) never waits for the
- * window: it takes what is held with it on the next turn. One queue per transport, so that two
- * servers in a process flush their own sockets.
+ * frames to one client costs one write to the network rather than one per frame. One queue per
+ * transport, so that two servers in a process flush their own sockets.
  */
 export class CorkQueue {
-  readonly #windowMs: number;
-  /** Flushed on the next turn. */
-  readonly #next: WsConnection[] = [];
-  /** Flushed when the window since their last flush has passed. */
-  readonly #waiting: WsConnection[] = [];
+  readonly #corked: WsConnection[] = [];
   #scheduled = false;
-  #timer: NodeJS.Timeout | undefined;
-  /** Flushes so far; each connection keeps the number of the one that last wrote it. */
-  #flushes = 0;
-  /** When each of the last FLUSH_TIMES flushes ran (performance.now()). */
-  readonly #flushTimes = new Float64Array(FLUSH_TIMES);
-  readonly #flushNext = (): void => {
+  readonly #flush = (): void => {
     this.#scheduled = false;
-    this.#flush(this.#next);
-  };
-  readonly #flushWaiting = (): void => {
-    this.#timer = undefined;
-    this.#flush(this.#waiting);
+    for (const connection of this.#corked.splice(0)) connection.uncork();
   };
 
-  /** `windowMs` 0: every corked socket is flushed on the next turn. */
-  constructor(windowMs = 0) {
-    this.#windowMs = windowMs;
-  }
-
-  /** A socket just corked: flushed on the next turn, or (`urgent` false) within its window. */
-  add(connection: WsConnection, urgent: boolean): void {
-    const window = this.#windowMs;
-    if (!urgent && window > 0 && this.#flushes - connection.flushed < FLUSH_TIMES) {
-      const since = performance.now() - (this.#flushTimes[connection.flushed % FLUSH_TIMES] ?? 0);
-      if (since < window) {
-        connection.waiting = true;
-        this.#waiting.push(connection);
-        this.#timer ??= setTimeout(this.#flushWaiting, Math.max(1, Math.ceil(window - since)));
-        return;
-      }
-    }
-    this.#toNext(connection);
-  }
-
-  /** A waiting socket got a direct answer: it goes on the next turn, with what it held. */
-  hurry(connection: WsConnection): void {
-    connection.waiting = false;
-    this.#toNext(connection);
-  }
-
-  #toNext(connection: WsConnection): void {
-    this.#next.push(connection);
+  add(connection: WsConnection): void {
+    this.#corked.push(connection);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#flushNext);
-    }
-  }
-
-  #flush(corked: WsConnection[]): void {
-    const flush = ++this.#flushes;
-    this.#flushTimes[flush % FLUSH_TIMES] = performance.now();
-    const waited = corked === this.#waiting;
-    for (const connection of corked.splice(0)) {
-      // A hurried socket left the waiting list for the next turn's.
-      if (waited && !connection.waiting) continue;
-      connection.waiting = false;
-      connection.flushed = flush;
-      connection.uncork();
+      setImmediate(this.#flush);
     }
   }
 }
@@ -129,12 +69,8 @@ export class WsConnection implements Connection {
   readonly #socket: WebSocket;
   readonly #net: Socket;
   readonly shared: TransportShared;
-  /** Bytes held by the cork until the queue flushes it: not yet a sign of a slow reader. */
-  #held = 0;
-  /** The number of the CorkQueue flush that last wrote this socket (none yet: long ago). */
-  flushed = -FLUSH_TIMES;
-  /** Corked in the CorkQueue's waiting list, for its window to pass. */
-  waiting = false;
+  /** Bytes written this turn, held by the cork: not yet a sign of a slow reader. */
+  #heldThisTurn = 0;
   /** Set once the socket is admitted; frames that come before wait in `early`. */
   handler: ClientHandler | undefined;
   early: readonly EarlyFrame[] | undefined = [];
@@ -196,33 +132,27 @@ export class WsConnection implements Connection {
     if (this.closed) handler.onClose();
   }
 
-  /** A direct answer: the same path as shared frames, but never held for the write window. */
   send(text: string): void {
-    this.#write(prepareFrame(text), true);
+    // The same path as shared frames: one buffer, coalesced with the turn's other frames.
+    this.sendPrepared(prepareFrame(text));
   }
 
   sendPrepared(frame: PreparedFrame): void {
-    this.#write(frame, false);
-  }
-
-  #write(frame: PreparedFrame, urgent: boolean): void {
     if (this.#socket.readyState !== 1) return;
     this.shared.counts.framesOut++;
     // Safe beside ws's own writes: without permessage-deflate its sender writes synchronously and
     // never queues, so frames stay whole and in order on the socket.
     if (this.#net.writableCorked === 0) {
       this.#net.cork();
-      this.#held = 0;
-      this.shared.corks.add(this, urgent);
-    } else if (urgent && this.waiting) {
-      this.shared.corks.hurry(this);
+      this.#heldThisTurn = 0;
+      this.shared.corks.add(this);
     }
-    this.#held += frame.length;
+    this.#heldThisTurn += frame.length;
     this.#net.write(frame);
   }
 
   uncork(): void {
-    this.#held = 0;
+    this.#heldThisTurn = 0;
     this.#net.uncork();
   }
 
@@ -241,9 +171,9 @@ export class WsConnection implements Connection {
     return this.#net.bytesRead;
   }
 
-  /** What earlier flushes left unsent: the client is not reading fast enough. */
+  /** What earlier turns left unsent: the client is not reading fast enough. */
   get backlog(): number {
-    return this.#socket.bufferedAmount - this.#held;
+    return this.#socket.bufferedAmount - this.#heldThisTurn;
   }
 }
 

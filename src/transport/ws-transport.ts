@@ -29,8 +29,6 @@ export type TransportRefusal = 'capacity' | 'per_ip' | 'handshake_timeout' | 'ea
 export interface WsTransportOptions {
   maxFrameBytes: number;
   heartbeatMs: number;
-  /** WRITE_WINDOW_MS (see CorkQueue). */
-  writeWindowMs: number;
   /** Proxies whose X-Forwarded-For names the client (TRUST_PROXY). */
   trustProxy: string[];
   /** Whether logs want each client's address (it costs a system call; the per-IP limit needs it). */
@@ -99,7 +97,7 @@ export class WsTransport {
     this.#shared = {
       sockets: this.#sockets,
       counts: options.counts,
-      corks: new CorkQueue(options.writeWindowMs),
+      corks: new CorkQueue(),
       maxEarlyFrames: options.maxEarlyFrames,
       onError: options.onError,
       onEarlyOverflow: () => options.onRefused('early_frames', ''),

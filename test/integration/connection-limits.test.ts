@@ -167,7 +167,6 @@ describe('limits: HANDSHAKE_TIMEOUT_MS 300 with an admission that never ends', (
     transport = new WsTransport(httpServer, () => new Promise(() => undefined), {
       maxFrameBytes: 65536,
       heartbeatMs: 30000,
-      writeWindowMs: 4,
       trustProxy: [],
       addresses: false,
       maxConnections: 100,

@@ -309,60 +309,6 @@ class Tally {
   }
 }
 
-describe('limits: write window (WRITE_WINDOW_MS 600)', () => {
-  const ctx = serverWith({ WRITE_WINDOW_MS: '600' });
-  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-  it('a socket written again within the window gets the frame once the window has passed; a socket not written for a window gets its frame at once', async () => {
-    const alice = await TestClient.connect(await ctx.url('alice'));
-    const bob = await TestClient.connect(await ctx.url('bob'));
-    await alice.join('window');
-    await bob.join('window');
-    await pause(700);
-    const send = (payload: string) => alice.send({ type: 'message', room: 'window', payload });
-    const arrival = async (payload: string): Promise<number> => {
-      const frame = await bob.next('message');
-      assert.equal(frame.payload, payload);
-      return performance.now();
-    };
-    let sentAt = performance.now();
-    send('first');
-    const first = await arrival('first');
-    assert.ok(first - sentAt < 400, `a lone frame waits for no window (${first - sentAt} ms)`);
-    send('second');
-    const second = await arrival('second');
-    assert.ok(second - first >= 450, `the next one waits for the window (${second - first} ms)`);
-    await pause(700);
-    sentAt = performance.now();
-    send('third');
-    const third = await arrival('third');
-    assert.ok(third - sentAt < 400, `after a quiet window, at once again (${third - sentAt} ms)`);
-    alice.socket.close();
-    bob.socket.close();
-  });
-
-  it('a direct answer (pong) does not wait for the window, and takes the frames held before it along, in order', async () => {
-    const alice = await TestClient.connect(await ctx.url('alice'));
-    const bob = await TestClient.connect(await ctx.url('bob'));
-    await alice.join('hurry');
-    await bob.join('hurry');
-    await pause(700);
-    alice.send({ type: 'message', room: 'hurry', payload: 'lone' });
-    assert.equal((await bob.next('message')).payload, 'lone');
-    alice.send({ type: 'message', room: 'hurry', payload: 'held' });
-    await pause(100);
-    const pingedAt = performance.now();
-    bob.send({ type: 'ping' });
-    const held = await bob.next();
-    assert.deepEqual([held.type, held.payload], ['message', 'held']);
-    assert.equal((await bob.next()).type, 'pong');
-    const answered = performance.now() - pingedAt;
-    assert.ok(answered < 300, `the pong came at once, not after the window (${answered} ms)`);
-    alice.socket.close();
-    bob.socket.close();
-  });
-});
-
 describe('limits: slow consumer (SLOW_CONSUMER_BYTES 65536)', () => {
   let dir: string;
   let server: ServerProcess;
