@@ -276,10 +276,8 @@ export function commonRateRatio(
   other: ServerName,
   key: string,
 ): { ratio: number; rate: number } | undefined {
-  const find = (server: ServerName) =>
-    cells.find((c) => c.scenario === scenario && c.server === server && c.status === 'ok');
-  const a = find(mine);
-  const b = find(other);
+  const a = cellOf(cells, scenario, mine);
+  const b = cellOf(cells, scenario, other);
   if (a === undefined || b === undefined) return undefined;
   const ratios: number[] = [];
   const rates: number[] = [];
@@ -304,32 +302,58 @@ export function commonRateRatio(
   return ratio === null || rate === null ? undefined : { ratio, rate };
 }
 
+const PEER_NAMES: Partial<Record<ServerName, string>> = {
+  'minimal-ws': 'minimal ws',
+  socketio: 'Socket.IO',
+  uws: 'uWebSockets.js',
+};
+
+type RatioArgs = [
+  what: string,
+  scenario: ScenarioName,
+  key: string,
+  other: ServerName,
+  limit: number,
+  direction: 'at most' | 'at least',
+];
+
+/** socket-base's median figure over another server's, against a limit. */
+function ratioCheck(
+  cells: Cell[],
+  ...[what, scenario, key, other, limit, direction]: RatioArgs
+): BarCheck {
+  const mine = figure(cells, scenario, 'socket-base', key);
+  const theirs = figure(cells, scenario, other, key);
+  const limitText = `${direction} ${limit} × ${PEER_NAMES[other] ?? other}`;
+  if (mine === undefined || theirs === undefined || theirs.value === 0) {
+    return { what, measured: '–', limit: limitText, verdict: 'not measured' };
+  }
+  const value = mine.value / theirs.value;
+  const met = direction === 'at most' ? value <= limit : value >= limit;
+  return {
+    what,
+    measured: `${value.toFixed(2)}× (${format(mine.value)} vs ${format(theirs.value)})`,
+    limit: limitText,
+    verdict: mine.bound || theirs.bound ? 'client-bound' : met ? 'met' : 'not met',
+  };
+}
+
+/** Chat's p99 at half the sustained rate, against a limit in ms. */
+function halfRateLatencyCheck(cells: Cell[], limitMs: number): BarCheck {
+  const half = figure(cells, 'chat', 'socket-base', 'halfP99Ms');
+  return {
+    what: 'chat: p99 at half the sustained rate',
+    measured: half === undefined ? '–' : `${format(half.value)} ms`,
+    limit: `at most ${limitMs} ms`,
+    verdict: half === undefined ? 'not measured' : half.value <= limitMs ? 'met' : 'not met',
+  };
+}
+
 /** The bar of issue 4, for socket-base (SQLite, one instance), from the medians. */
 export function barChecks(cells: Cell[]): BarCheck[] {
   const checks: BarCheck[] = [];
-  const against = (
-    what: string,
-    scenario: ScenarioName,
-    key: string,
-    other: ServerName,
-    limit: number,
-    direction: 'at most' | 'at least',
-  ): void => {
-    const mine = figure(cells, scenario, 'socket-base', key);
-    const theirs = figure(cells, scenario, other, key);
-    const limitText = `${direction} ${limit} × ${other === YARDSTICK ? 'minimal ws' : 'Socket.IO'}`;
-    if (mine === undefined || theirs === undefined || theirs.value === 0) {
-      checks.push({ what, measured: '–', limit: limitText, verdict: 'not measured' });
-      return;
-    }
-    const value = mine.value / theirs.value;
-    const met = direction === 'at most' ? value <= limit : value >= limit;
-    checks.push({
-      what,
-      measured: `${value.toFixed(2)}× (${format(mine.value)} vs ${format(theirs.value)})`,
-      limit: limitText,
-      verdict: mine.bound || theirs.bound ? 'client-bound' : met ? 'met' : 'not met',
-    });
+  const against = (...args: RatioArgs): void => {
+    checks.push(ratioCheck(cells, ...args));
   };
   const common = (
     what: string,
@@ -339,12 +363,11 @@ export function barChecks(cells: Cell[]): BarCheck[] {
     limit: number,
   ): void => {
     const found = commonRateRatio(cells, scenario, 'socket-base', other, key);
-    const name = other === YARDSTICK ? 'minimal ws' : 'Socket.IO';
     checks.push({
       what: `${what}, at the highest rate both sustain`,
       measured:
         found === undefined ? '–' : `${found.ratio.toFixed(2)}× at ${format(found.rate)} msg/s`,
-      limit: `at most ${limit} × ${name}`,
+      limit: `at most ${limit} × ${PEER_NAMES[other] ?? other}`,
       verdict: found === undefined ? 'not measured' : found.ratio <= limit ? 'met' : 'not met',
     });
   };
@@ -358,13 +381,7 @@ export function barChecks(cells: Cell[]): BarCheck[] {
   const chatRef = 'chat: CPU per message, at the reference rate';
   against(chatRef, 'chat', 'cpuUsPerMessage', YARDSTICK, 1.0, 'at most');
   common('chat: CPU per message', 'chat', 'cpuUsPerMessage', YARDSTICK, 1.0);
-  const half = figure(cells, 'chat', 'socket-base', 'halfP99Ms');
-  checks.push({
-    what: 'chat: p99 at half the sustained rate',
-    measured: half === undefined ? '–' : `${format(half.value)} ms`,
-    limit: 'at most 10 ms',
-    verdict: half === undefined ? 'not measured' : half.value <= 10 ? 'met' : 'not met',
-  });
+  checks.push(halfRateLatencyCheck(cells, 10));
   against('idle: memory per connection', 'idle', 'rssKbPerConnection', YARDSTICK, 1.15, 'at most');
   against('connect: CPU per connect', 'connect', 'cpuUsPerConnect', YARDSTICK, 1.15, 'at most');
   const losses = cells
@@ -467,32 +484,11 @@ function everyRunCheck(
 /** The bar of issue 14 (the stored chat path, fan-out latency, idle memory, connect). */
 export function performanceChecks(cells: Cell[]): BarCheck[] {
   const checks: BarCheck[] = [];
-  const ratioCheck = (
-    what: string,
-    scenario: ScenarioName,
-    key: string,
-    other: ServerName,
-    limit: number,
-    direction: 'at most' | 'at least',
-  ): void => {
-    const mine = figure(cells, scenario, 'socket-base', key);
-    const theirs = figure(cells, scenario, other, key);
-    const limitText = `${direction} ${limit} × ${other === 'uws' ? 'uWebSockets.js' : 'minimal ws'}`;
-    if (mine === undefined || theirs === undefined || theirs.value === 0) {
-      checks.push({ what, measured: '–', limit: limitText, verdict: 'not measured' });
-      return;
-    }
-    const value = mine.value / theirs.value;
-    const met = direction === 'at most' ? value <= limit : value >= limit;
-    checks.push({
-      what,
-      measured: `${value.toFixed(2)}× (${format(mine.value)} vs ${format(theirs.value)})`,
-      limit: limitText,
-      verdict: mine.bound || theirs.bound ? 'client-bound' : met ? 'met' : 'not met',
-    });
+  const against = (...args: RatioArgs): void => {
+    checks.push(ratioCheck(cells, ...args));
   };
-  ratioCheck('chat: sustained throughput', 'chat', 'sustainedMsgPerSec', YARDSTICK, 1, 'at least');
-  ratioCheck(
+  against('chat: sustained throughput', 'chat', 'sustainedMsgPerSec', YARDSTICK, 1, 'at least');
+  against(
     'chat: CPU per message, at the reference rate',
     'chat',
     'cpuUsPerMessage',
@@ -500,30 +496,10 @@ export function performanceChecks(cells: Cell[]): BarCheck[] {
     1,
     'at most',
   );
-  const half = figure(cells, 'chat', 'socket-base', 'halfP99Ms');
-  checks.push({
-    what: 'chat: p99 at half the sustained rate',
-    measured: half === undefined ? '–' : `${format(half.value)} ms`,
-    limit: 'at most 5 ms',
-    verdict: half === undefined ? 'not measured' : half.value <= 5 ? 'met' : 'not met',
-  });
+  checks.push(halfRateLatencyCheck(cells, 5));
   checks.push(fanoutLatencyCheck(cells));
-  ratioCheck(
-    'fan-out: sustained throughput',
-    'fanout',
-    'sustainedMsgPerSec',
-    'uws',
-    0.9,
-    'at least',
-  );
-  ratioCheck(
-    'idle: memory per connection',
-    'idle',
-    'rssKbPerConnection',
-    YARDSTICK,
-    0.75,
-    'at most',
-  );
+  against('fan-out: sustained throughput', 'fanout', 'sustainedMsgPerSec', 'uws', 0.9, 'at least');
+  against('idle: memory per connection', 'idle', 'rssKbPerConnection', YARDSTICK, 0.75, 'at most');
   checks.push(everyRunCheck(cells, 'connect: CPU per connect', 'connect', 'cpuUsPerConnect', 0.9));
   return checks;
 }

@@ -239,6 +239,22 @@ describe('limits: heartbeat (HEARTBEAT_MS 200)', () => {
     assert.deepEqual(await alice.request({ type: 'ping' }), { type: 'pong' });
     alice.close();
   });
+
+  it('a client that never answers our pings but sends its own protocol pings stays connected', async () => {
+    const bob = await TestClient.connect(await ctx.url('bob'), { autoPong: false });
+    let pings = 0;
+    bob.socket.on('ping', () => pings++);
+    const own = setInterval(() => bob.socket.ping(), 100);
+    try {
+      await bob.expectSilence(1100);
+    } finally {
+      clearInterval(own);
+    }
+    assert.equal(bob.closeCode, undefined, 'alive: bytes came back after every ping');
+    assert.ok(pings >= 4, `pinged ${pings} times, never answered`);
+    await bob.waitClosed(1000);
+    assert.equal(bob.closeCode, 1006, 'once it goes quiet too, it is dropped');
+  });
 });
 
 /**
